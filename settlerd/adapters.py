@@ -1,0 +1,140 @@
+"""The chain-adapter contract between the core and each chain family.
+
+The core knows nothing chain-specific: everything about scripts, contracts, fees, nonces and block
+formats lives in an adapter package. Adapters are found through the ``settlerd.adapters`` entry-point
+group, so a third party ships one as its own distribution exactly like the first-party ones do.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+ENTRY_POINT_GROUP = "settlerd.adapters"
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterInfo:
+    """What an adapter package declares about itself through its entry point."""
+
+    name: str
+    family: str
+    description: str
+    factory: Any = None  # callable(settings: Mapping[str, Any], store: Any) -> ChainAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class HtlcTerms:
+    """One leg's agreed HTLC, in the chain's own units and address format."""
+
+    chain: str
+    asset: str  # "BTC", "ETH" or an ERC-20 contract address
+    amount: int  # base units: satoshi, wei, token units
+    hashlock: bytes  # sha256(preimage), 32 bytes
+    recipient: str  # who may claim with the preimage (a pubkey hex on Bitcoin, an address on EVM)
+    sender: str  # who may refund after the timelock
+    timelock: int  # chain-native: block height on Bitcoin, unix seconds on EVM
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A transaction signed and ready to broadcast; persisted before it is broadcast (S4)."""
+
+    chain: str
+    txid: str
+    raw: bytes
+    purpose: str  # "lock", "claim", "refund"
+    nonce: int | None = None  # EVM account nonce, None on UTXO chains
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChainEventKind(enum.StrEnum):
+    LOCKED = "locked"  # an HTLC matching watched terms was funded (or its depth changed)
+    CLAIMED = "claimed"  # the HTLC was spent with the preimage
+    REFUNDED = "refunded"  # the HTLC was spent back to its sender
+    REORGED = "reorged"  # an earlier LOCKED/CLAIMED/REFUNDED left the best chain
+    TIP = "tip"  # the scanner reached a new best block
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    kind: ChainEventKind
+    chain: str
+    height: int
+    block_hash: str | None
+    htlc_id: str | None = None  # outpoint "txid:vout" on Bitcoin, contract swap id on EVM
+    hashlock: bytes | None = None
+    txid: str | None = None
+    amount: int | None = None
+    confirmations: int = 0
+    preimage: bytes | None = None  # set on CLAIMED once the witness or log revealed it
+    block_time: datetime | None = None
+    undoes: ChainEventKind | None = None  # on REORGED: which kind of event was undone
+
+
+@runtime_checkable
+class ChainAdapter(Protocol):
+    """What the engine needs from a chain family. One instance per configured chain."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect, check the node (network, sync, contract code) and resume the scanner."""
+
+    async def close(self) -> None:
+        """Stop scanning and release connections."""
+
+    def timelock_for(self, deadline: datetime) -> int:
+        """Chain-native timelock that does not expire before ``deadline`` (conservatively)."""
+
+    def deadline_of(self, timelock: int) -> datetime:
+        """Earliest wall-clock time at which a refund with ``timelock`` may become valid."""
+
+    def watch(self, terms: HtlcTerms) -> None:
+        """Add an HTLC to the scanner's index; events for it arrive through ``events``."""
+
+    def unwatch(self, hashlock: bytes) -> None:
+        """Drop an HTLC from the index once its swap has ended."""
+
+    def events(self) -> AsyncIterator[ChainEvent]:
+        """Chain events in the order the scanner found them, reorgs included."""
+
+    async def build_lock(self, terms: HtlcTerms) -> SignedTx:
+        """Sign a transaction that funds the HTLC; never broadcast it."""
+
+    async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
+        """Sign a claim of the HTLC with the preimage."""
+
+    async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
+        """Sign a refund of the HTLC to its sender; valid only once the timelock allows."""
+
+    async def broadcast(self, tx: SignedTx) -> str:
+        """Broadcast; broadcasting the same transaction twice is harmless. Returns the txid."""
+
+
+class AdapterNotFound(LookupError):
+    pass
+
+
+def discover() -> dict[str, AdapterInfo]:
+    """All adapters installed in this environment, by name."""
+    found: dict[str, AdapterInfo] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        info = ep.load()
+        if not isinstance(info, AdapterInfo):
+            raise TypeError(f"entry point {ep.name!r} ({ep.value}) does not name an AdapterInfo")
+        found[info.name] = info
+    return found
+
+
+def find(name: str) -> AdapterInfo:
+    adapters = discover()
+    try:
+        return adapters[name]
+    except KeyError:
+        known = ", ".join(sorted(adapters)) or "none"
+        raise AdapterNotFound(f"no chain adapter named {name!r} is installed (installed: {known})") from None
