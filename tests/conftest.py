@@ -1,0 +1,5 @@
+"""Shared pytest set-up. Fixtures for real local services live in tests/fixtures/, one module each."""
+
+pytest_plugins = [
+    "tests.fixtures.timeouts",
+]
