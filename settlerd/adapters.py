@@ -138,3 +138,18 @@ def find(name: str) -> AdapterInfo:
     except KeyError:
         known = ", ".join(sorted(adapters)) or "none"
         raise AdapterNotFound(f"no chain adapter named {name!r} is installed (installed: {known})") from None
+
+
+class AdapterStore(Protocol):
+    """The slice of the store an adapter may use: its own cursors and the journal of signed transactions.
+
+    Cursors hold what an adapter must find again after a restart (scanner tip and recent block hashes,
+    wallet birthday progress, the next EVM nonce). Signed transactions are written by the engine before
+    broadcast (S4); an adapter reads them back to rebroadcast and to keep nonces without gaps.
+    """
+
+    async def get_cursor(self, chain: str, key: str) -> str | None: ...
+
+    async def put_cursor(self, chain: str, key: str, value: str) -> None: ...
+
+    async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
