@@ -1,0 +1,5 @@
+import sys
+
+from settlerd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""The `settlerd` command line.
+
+Exit codes: 0 success; 1 a runtime failure (a component could not start, an audit found tampering);
+2 bad usage or an invalid configuration. Errors are one line on stderr saying what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from settlerd import __version__, config
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"settlerd: {message}", file=sys.stderr)
+    return code
+
+
+def _load(path: Path) -> config.Settings | int:
+    try:
+        return config.load(path)
+    except config.ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"settlerd {__version__}")
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if isinstance(settings, int):
+        return settings
+    chains = ", ".join(f"{name} ({chain.adapter})" for name, chain in settings.chains.items()) or "none"
+    print(f"{args.config}: ok (node {settings.node_id}, store {settings.store.url}, chains: {chains})")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from settlerd import daemon
+
+    settings = _load(args.config)
+    if isinstance(settings, int):
+        return settings
+    _setup_logging(settings.log.level)
+    try:
+        asyncio.run(daemon.run(settings))
+    except daemon.StartupError as exc:
+        return _fail(f"cannot start: {exc}")
+    return EXIT_OK
+
+
+async def _audit_verify(settings: config.Settings) -> int:
+    from settlerd.audit import verify_events
+    from settlerd.store import Store, StoreError
+
+    try:
+        store = await Store.open(settings.store.url)
+    except StoreError as exc:
+        return _fail(f"store: {exc}")
+    try:
+        report = await verify_events(store)
+    finally:
+        await store.close()
+    if report.ok:
+        print(f"event log intact: {report.checked} events verified")
+        return EXIT_OK
+    return _fail(f"event log tampered: event {report.first_bad_seq}: {report.reason}")
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(_audit_verify(settings))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="settlerd", description="Settle OTC trades with cross-chain HTLCs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", type=Path, required=True, metavar="PATH", help="TOML configuration")
+        return p
+
+    sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
+    with_config(sub.add_parser("run", help="run the daemon")).set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="configuration tools").add_subparsers(dest="sub", required=True)
+    with_config(cfg.add_parser("check", help="validate a configuration file")).set_defaults(
+        func=cmd_config_check
+    )
+
+    audit = sub.add_parser("audit", help="audit tools").add_subparsers(dest="sub", required=True)
+    with_config(audit.add_parser("verify", help="verify the hash-chained event log")).set_defaults(
+        func=cmd_audit_verify
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
