@@ -37,7 +37,7 @@ test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
 demo: setup
-	$(PY) -m settlerd.demo
+	$(PY) regtest/demo.py
 
 clean:
 	rm -rf $(VENV) regtest/node_modules .pytest_cache .mypy_cache .ruff_cache
