@@ -1,0 +1,209 @@
+"""The store: opening, migrating and closing the database, reads, and the unit of work for writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..adapters import SignedTx
+from . import queries
+from . import schema as t
+from .connect import BEGIN_OPTION, Target, create_engine, parse
+from .errors import StoreError
+from .migrations import LATEST_VERSION, migrate
+from .rows import UNCONFIRMED, ChainHead, Event, Leg, SignedTxRecord, Swap, TxStatus
+from .writer import WriteTx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE = 1000  # rows per page when a caller does not say
+
+
+class Store:
+    """Swaps, legs, the signed-transaction journal, chain cursors and the hash-chained event log.
+
+    Writes go through ``async with store.write() as tx``: one transaction, one writer at a time in
+    this process (an asyncio lock), and on SQLite ``BEGIN IMMEDIATE`` so another process cannot
+    interleave; on PostgreSQL event appends are serialised by a row lock on the chain head.
+    """
+
+    def __init__(self, engine: AsyncEngine, target: Target) -> None:
+        self._engine = engine
+        self._target = target
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> Self:
+        """Open (creating if needed) and migrate the database; raises ``StoreError`` with one clear line."""
+        target = parse(url)
+        engine = create_engine(target)
+        try:
+            await migrate(engine, target.where)
+        except StoreError:
+            await engine.dispose()
+            raise
+        except (DBAPIError, OSError) as exc:
+            await engine.dispose()
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            raise StoreError(f"database {target.where}: cannot open: {reason}") from exc
+        return cls(engine, target)
+
+    @property
+    def where(self) -> str:
+        """The database as messages name it (file path, or URL without password)."""
+        return self._target.where
+
+    @property
+    def backend(self) -> str:
+        return self._engine.dialect.name
+
+    def describe(self) -> str:
+        """One line for the start-up log: backend and database, never a password."""
+        return f"{self.backend} {self.where} (schema v{LATEST_VERSION})"
+
+    async def close(self) -> None:
+        """Checkpoint the SQLite WAL into the database file and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            if self._target.sqlite_path is not None:
+                try:
+                    async with self._engine.connect() as conn:
+                        await conn.execution_options(**{BEGIN_OPTION: "NONE"})
+                        await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                except DBAPIError as exc:
+                    # Not fatal: SQLite replays the WAL on the next open.
+                    log.warning("database %s: WAL checkpoint on close failed: %s", self.where, exc.orig)
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        if self._closed:
+            raise StoreError(f"database {self.where}: store is closed")
+        async with self._engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTx]:
+        """One transaction: everything done through ``tx`` commits together, or nothing does."""
+        if self._closed:
+            raise StoreError(f"database {self.where}: store is closed")
+        async with self._write_lock, self._engine.connect() as conn:
+            await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                yield WriteTx(conn)
+
+    # swaps and legs
+
+    async def get_swap(self, swap_id: str) -> Swap | None:
+        async with self._read() as conn:
+            return await queries.get_swap(conn, swap_id)
+
+    async def list_swaps(
+        self,
+        *,
+        status: str | Collection[str] | None = None,
+        counterparty: str | None = None,
+        created_since: datetime | None = None,
+        after: str | None = None,
+        limit: int = DEFAULT_PAGE,
+    ) -> list[Swap]:
+        """Swaps oldest first; pass the last id of a page as ``after`` for the next page."""
+        async with self._read() as conn:
+            return await queries.list_swaps(
+                conn,
+                status=status,
+                not_status=None,
+                counterparty=counterparty,
+                created_since=created_since,
+                after=after,
+                limit=limit,
+            )
+
+    async def live_swaps(self, terminal: Collection[str]) -> list[Swap]:
+        """Every swap whose status is not one of ``terminal`` (the state machine names those)."""
+        async with self._read() as conn:
+            return await queries.list_swaps(
+                conn,
+                status=None,
+                not_status=terminal,
+                counterparty=None,
+                created_since=None,
+                after=None,
+                limit=None,
+            )
+
+    async def legs_of(self, swap_id: str) -> list[Leg]:
+        async with self._read() as conn:
+            return await queries.legs_of(conn, swap_id)
+
+    async def get_secret(self, swap_id: str) -> bytes | None:
+        """The stored preimage. Callers hand it only to an adapter building a claim (S7)."""
+        async with self._read() as conn:
+            q = select(t.swaps.c.secret).where(t.swaps.c.id == swap_id)
+            found = (await conn.execute(q)).scalar()
+            return bytes(found) if found is not None else None
+
+    # event log
+
+    async def events(
+        self, *, after_seq: int = 0, swap_id: str | None = None, limit: int | None = DEFAULT_PAGE
+    ) -> list[Event]:
+        async with self._read() as conn:
+            return await queries.events(conn, after_seq=after_seq, swap_id=swap_id, limit=limit)
+
+    async def chain_head(self) -> ChainHead:
+        async with self._read() as conn:
+            return await queries.chain_head(conn)
+
+    # signed-transaction journal
+
+    async def signed_txs(
+        self,
+        *,
+        chain: str | None = None,
+        swap_id: str | None = None,
+        statuses: Collection[TxStatus] | None = None,
+    ) -> list[SignedTxRecord]:
+        async with self._read() as conn:
+            return await queries.signed_txs(
+                conn, chain=chain, swap_id=swap_id, statuses=None if statuses is None else list(statuses)
+            )
+
+    # AdapterStore
+
+    async def get_cursor(self, chain: str, key: str) -> str | None:
+        async with self._read() as conn:
+            q = select(t.chain_cursors.c.value).where(
+                t.chain_cursors.c.chain == chain, t.chain_cursors.c.key == key
+            )
+            value = (await conn.execute(q)).scalar()
+            return str(value) if value is not None else None
+
+    async def put_cursor(self, chain: str, key: str, value: str) -> None:
+        async with self.write() as tx:
+            await tx.put_cursor(chain, key, value)
+
+    async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
+        """Signed or broadcast but not yet confirmed, in the order they were signed (nonce order)."""
+        records = await self.signed_txs(chain=chain, statuses=UNCONFIRMED)
+        return [r.as_signed_tx() for r in records]
