@@ -48,7 +48,7 @@ def parse(url: str) -> Target:
         return _sqlite_target(parsed.database or "")
     if backend in ("postgresql", "postgres"):
         pg = parsed.set(drivername="postgresql+asyncpg")
-        return Target(pg, pg.render_as_string(hide_password=True), None)
+        return Target(pg, parsed.render_as_string(hide_password=True), None)
     raise StoreError(
         f"database URL {parsed.render_as_string(hide_password=True)!r}: unsupported backend "
         f"{backend!r}; use sqlite:///PATH, a file path, or postgresql://USER@HOST/DB"
@@ -58,7 +58,7 @@ def parse(url: str) -> Target:
 def _sqlite_target(path_text: str) -> Target:
     if path_text in ("", ":memory:") or path_text.startswith("file:"):
         raise StoreError(
-            f"database {path_text or '(empty)'!r}: settlerd needs a database file "
+            f"database {path_text or '(no path)'}: settlerd needs a database file "
             "(an in-memory database would lose every swap on restart); give a file path"
         )
     path = Path(path_text).expanduser()
