@@ -1,0 +1,307 @@
+"""BitcoinAdapter: the ChainAdapter for Bitcoin, wiring the RPC client, keys, wallet, scanner and fees."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
+
+from . import fees
+from .htlc import Htlc, parse_htlc, segwit_address, sha256
+from .keys import CHANGE, RECEIVE, KeyChain
+from .rpc import RpcClient, RpcError
+from .scanner import Scanner, sats
+from .settings import BitcoinSettings
+from .txbuild import REFUND_SELECTOR, OutPoint, Tx, htlc_spend, parse_tx
+from .wallet import Wallet
+
+log = logging.getLogger(__name__)
+
+# Blocks arrive faster than the 10-minute target for long stretches while hashrate grows; converting
+# wall-clock durations with a shorter interval makes refunds open no earlier than promised.
+FAST_BLOCKS_FACTOR = 0.75
+BUMPS_CURSOR = "bumps"
+RPC_VERIFY_ALREADY_IN_CHAIN = -27
+ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in block chain")
+
+
+class AdapterFailed(RuntimeError):
+    pass
+
+
+class BitcoinAdapter:
+    def __init__(self, settings: BitcoinSettings, store: AdapterStore) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.store = store
+        self.rpc = RpcClient(
+            settings.rpc_url, settings.rpc_user, settings.rpc_password, settings.rpc_cookie_file
+        )
+        self.keys = KeyChain(settings.seed, settings.network.coin_type, settings.account)
+        self.wallet = Wallet(self.keys)
+        self._queue: asyncio.Queue[ChainEvent | BaseException] = asyncio.Queue()
+        self.scanner = Scanner(
+            self.name,
+            self.rpc,
+            store,
+            self.wallet,
+            self._queue.put_nowait,
+            birthday=settings.birthday_height,
+            finality_depth=settings.finality_depth,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._bumps: dict[str, dict[str, Any]] = {}
+        self._tip_changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"BitcoinAdapter(name={self.name!r}, node={self.settings.rpc_url!r})"
+
+    # lifecycle
+
+    async def start(self) -> None:
+        info = await self.rpc.call("getblockchaininfo")
+        expected = self.settings.network.chain
+        if info.get("chain") != expected:
+            raise AdapterFailed(
+                f"{self.name}: the node at {self.rpc.url} runs chain {info.get('chain')!r}, the settings say "
+                f"network {self.settings.network.name!r} ({expected!r}); point rpc_url at the right node"
+            )
+        if info.get("initialblockdownload"):
+            log.warning("%s: the node is still in initial block download; events will lag", self.name)
+        await self.scanner.load()
+        self._bumps = json.loads(await self.store.get_cursor(self.name, BUMPS_CURSOR) or "{}")
+        for tx in await self.store.unconfirmed_txs(self.name):
+            if tx.purpose == "lock":
+                self.wallet.reserved.update(str(i.prevout) for i in parse_tx(tx.raw).inputs)
+        await self.scanner.sync()
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.rpc.close()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if await self.scanner.sync():
+                    await self.maintain()
+                if self.scanner.has_unspent_fundings():
+                    await self.scanner.poll_mempool()
+                await asyncio.sleep(self.settings.poll_interval)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # The engine sees the failure through events() instead of a scanner silently watching nothing.
+            self._queue.put_nowait(exc)
+            raise
+
+    async def events(self) -> AsyncIterator[ChainEvent]:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, BaseException):
+                raise AdapterFailed(f"{self.name}: the block scanner stopped: {item}") from item
+            yield item
+
+    # time and heights
+
+    @property
+    def tip(self) -> int:
+        return self.scanner.tip
+
+    def _fast_interval(self) -> float:
+        return self.settings.block_interval * FAST_BLOCKS_FACTOR
+
+    def timelock_for(self, deadline: datetime) -> int:
+        seconds = (deadline - datetime.now(UTC)).total_seconds()
+        return self.tip + max(1, math.ceil(seconds / self._fast_interval()))
+
+    def deadline_of(self, timelock: int) -> datetime:
+        # A refund with nLockTime = timelock can be mined in block timelock + 1, i.e. the
+        # (timelock - tip + 1)-th block from now; assume blocks come fast, so it is the earliest time.
+        blocks = max(0, timelock - self.tip)
+        return datetime.now(UTC) + timedelta(seconds=blocks * self._fast_interval())
+
+    # watching
+
+    def watch(self, terms: HtlcTerms) -> None:
+        self.scanner.watch(terms)
+
+    def unwatch(self, hashlock: bytes) -> None:
+        self.scanner.unwatch(hashlock)
+
+    # keys and addresses
+
+    def swap_pubkey(self, hashlock: bytes) -> str:
+        """The public key this daemon puts in a swap's terms (claim or refund key), hex."""
+        return self.keys.swap_key(hashlock).pubkey.hex()
+
+    async def receive_address(self) -> str:
+        index = self.wallet.take_index(RECEIVE)
+        await self.scanner.save()
+        return self._address(self.wallet.script(RECEIVE, index))
+
+    def _address(self, script_pubkey: bytes) -> str:
+        return segwit_address(script_pubkey, self.settings.network.hrp)
+
+    def htlc_address(self, terms: HtlcTerms) -> str:
+        return self._htlc(terms).address(self.settings.network.hrp)
+
+    def _htlc(self, terms: HtlcTerms) -> Htlc:
+        return Htlc(
+            terms.hashlock, bytes.fromhex(terms.recipient), bytes.fromhex(terms.sender), terms.timelock
+        )
+
+    async def fee_rate(self) -> float:
+        try:
+            estimate = await self.rpc.call("estimatesmartfee", self.settings.fees.conf_target)
+        except RpcError as exc:
+            log.info("%s: no fee estimate (%s); using the floor", self.name, exc)
+            return self.settings.fees.floor
+        return self.settings.fees.from_estimate(estimate)
+
+    # building transactions (signed, never broadcast here: the engine persists them first)
+
+    async def build_lock(self, terms: HtlcTerms) -> SignedTx:
+        htlc = self._htlc(terms)
+        self._require_ours(terms.hashlock, htlc.refund_pubkey, "refund", terms)
+        rate = await self.fee_rate()
+        tx, selection = self.wallet.build_funding(htlc.script_pubkey, terms.amount, rate, self.tip)
+        await self.scanner.save()
+        return SignedTx(
+            self.name,
+            tx.txid,
+            tx.serialize(),
+            "lock",
+            meta={
+                "htlc_id": f"{tx.txid}:0",
+                "address": htlc.address(self.settings.network.hrp),
+                "fee": selection.fee,
+                "fee_rate": rate,
+                "inputs": [str(c.outpoint) for c in selection.coins],
+            },
+        )
+
+    async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
+        if len(preimage) != 32 or sha256(preimage) != terms.hashlock:
+            raise ValueError(f"{self.name}: the preimage does not match the hashlock of HTLC {htlc_id}")
+        htlc = self._htlc(terms)
+        self._require_ours(terms.hashlock, htlc.claim_pubkey, "claim", terms)
+        return await self._spend(htlc, htlc_id, preimage, locktime=self.tip, purpose="claim")
+
+    async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
+        htlc = self._htlc(terms)
+        self._require_ours(terms.hashlock, htlc.refund_pubkey, "refund", terms)
+        return await self._spend(htlc, htlc_id, REFUND_SELECTOR, locktime=htlc.locktime, purpose="refund")
+
+    def _require_ours(self, hashlock: bytes, pubkey: bytes, role: str, terms: HtlcTerms) -> None:
+        if self.keys.swap_key(hashlock).pubkey != pubkey:
+            raise ValueError(
+                f"{self.name}: the {role} key of the HTLC with hashlock {hashlock.hex()} is not "
+                f"this daemon's (terms name {pubkey.hex()}); check the swap's terms and the adapter's "
+                "seed and account"
+            )
+
+    async def _amount_of(self, htlc: Htlc, htlc_id: str) -> int:
+        funding = self.scanner.fundings.get(htlc_id)
+        if funding is not None:
+            return funding.amount
+        txid, vout = htlc_id.split(":")
+        out = await self.rpc.call("gettxout", txid, int(vout), True)
+        if out is None or out["scriptPubKey"]["hex"] != htlc.script_pubkey.hex():
+            raise ValueError(f"{self.name}: {htlc_id} is not an unspent output of this HTLC")
+        return sats(out["value"])
+
+    async def _spend(
+        self, htlc: Htlc, htlc_id: str, selector: bytes, locktime: int, purpose: str
+    ) -> SignedTx:
+        amount = await self._amount_of(htlc, htlc_id)
+        index = self.wallet.take_index(CHANGE)
+        await self.scanner.save()
+        destination = self.wallet.script(CHANGE, index)
+        rate = await self.fee_rate()
+        key = self.keys.swap_key(htlc.hashlock)
+        tx, fee = htlc_spend(
+            htlc, OutPoint.parse(htlc_id), amount, key, destination, rate, selector, locktime
+        )
+        meta = {"htlc_id": htlc_id, "amount": amount, "fee": fee, "fee_rate": rate, "first_tip": self.tip}
+        return SignedTx(self.name, tx.txid, tx.serialize(), purpose, meta=meta)
+
+    # broadcasting, rebroadcasting and fee bumps
+
+    async def broadcast(self, tx: SignedTx) -> str:
+        try:
+            await self.rpc.call("sendrawtransaction", tx.raw.hex())
+        except RpcError as exc:
+            if exc.code == RPC_VERIFY_ALREADY_IN_CHAIN or any(m in exc.message for m in ALREADY_KNOWN):
+                return tx.txid
+            raise
+        return tx.txid
+
+    async def maintain(self) -> None:
+        """On a new tip: rebroadcast unconfirmed transactions, replacing claims and refunds with a higher fee
+        as their deadline nears. A replacement is written to the store before it is broadcast (S4)."""
+        for tx in await self.store.unconfirmed_txs(self.name):
+            current = tx
+            if tx.purpose in ("claim", "refund"):
+                current = await self._bumped(tx)
+            try:
+                await self.broadcast(current)
+            except RpcError as exc:
+                log.info("%s: rebroadcast of %s %s refused: %s", self.name, tx.purpose, current.txid, exc)
+
+    async def _bumped(self, original: SignedTx) -> SignedTx:
+        latest = self._bumps.get(original.txid)
+        raw = bytes.fromhex(latest["raw"]) if latest else original.raw
+        rate = float(latest["fee_rate"]) if latest else float(original.meta["fee_rate"])
+        tx = parse_tx(raw)
+        spent = self.scanner.fundings.get(str(tx.inputs[0].prevout))
+        if spent is not None and spent.spend is not None:
+            return SignedTx(self.name, tx.txid, raw, original.purpose, meta=original.meta)
+        htlc = parse_htlc(tx.inputs[0].witness[2])
+        cap = self.settings.fees.cap
+        initial = float(original.meta["fee_rate"])
+        if original.purpose == "claim":
+            left = fees.claim_blocks_left(self.tip, htlc.locktime)
+        else:
+            left = fees.refund_blocks_left(self.tip, int(original.meta["first_tip"]))
+        new_rate = fees.replacement_rate(rate, fees.target_rate(initial, cap, left), cap)
+        if new_rate is None:
+            return SignedTx(self.name, tx.txid, raw, original.purpose, meta=original.meta)
+        replacement = self._respend(tx, htlc, int(original.meta["amount"]), new_rate)
+        self._bumps[original.txid] = {"raw": replacement.serialize().hex(), "fee_rate": new_rate}
+        await self.store.put_cursor(self.name, BUMPS_CURSOR, json.dumps(self._bumps))
+        log.info(
+            "%s: %s %s replaced by %s at %.1f sat/vB",
+            self.name,
+            original.purpose,
+            tx.txid,
+            replacement.txid,
+            new_rate,
+        )
+        return SignedTx(
+            self.name, replacement.txid, replacement.serialize(), original.purpose, meta=original.meta
+        )
+
+    def _respend(self, tx: Tx, htlc: Htlc, amount: int, rate: float) -> Tx:
+        selector = tx.inputs[0].witness[1]
+        key = self.keys.swap_key(htlc.hashlock)
+        destination = tx.outputs[0].script_pubkey
+        replacement, _ = htlc_spend(
+            htlc, tx.inputs[0].prevout, amount, key, destination, rate, selector, tx.locktime
+        )
+        return replacement
+
+
+def factory(settings: Mapping[str, Any], store: AdapterStore) -> BitcoinAdapter:
+    return BitcoinAdapter(BitcoinSettings.from_mapping(settings), store)

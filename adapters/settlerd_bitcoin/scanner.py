@@ -1,0 +1,405 @@
+"""Block scanner: follows the best chain one block at a time and matches it against an in-memory index.
+
+One ``getblock <hash> 2`` per block. Every output is looked up by scriptPubKey and every input by outpoint
+in dicts, so a block costs the same whether ten or ten thousand swaps are live. Reorgs are found by
+comparing the node's block hashes with the last ``KEEP_BLOCKS`` hashes kept in the store; everything
+recorded above the fork point is undone and reported as REORGED before the new branch is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
+
+from .htlc import Htlc, sha256
+from .rpc import RpcClient, RpcError
+from .txbuild import OutPoint
+from .wallet import Utxo, Wallet
+
+log = logging.getLogger(__name__)
+
+KEEP_BLOCKS = 144  # about a day of block hashes: deeper reorgs have never happened on mainnet since 2013
+STATE_CURSOR = "scanner"
+RPC_INVALID_ADDRESS_OR_KEY = -5  # getrawtransaction: the transaction left the mempool meanwhile
+SATS_PER_BTC = Decimal(100_000_000)
+
+
+class ReorgTooDeep(RuntimeError):
+    pass
+
+
+def sats(value: Any) -> int:
+    return int(Decimal(str(value)) * SATS_PER_BTC)
+
+
+@dataclass(slots=True)
+class Spend:
+    txid: str
+    kind: ChainEventKind  # CLAIMED or REFUNDED
+    preimage: bytes | None
+    height: int  # 0 while only in the mempool
+    block_hash: str | None
+    reported: int = -1  # confirmations last reported to the engine, -1 for never
+
+
+@dataclass(slots=True)
+class Funding:
+    outpoint: str
+    script_pubkey: bytes
+    hashlock: bytes
+    amount: int
+    height: int
+    block_hash: str
+    block_time: int
+    reported: int = -1
+    spend: Spend | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "outpoint": self.outpoint,
+            "spk": self.script_pubkey.hex(),
+            "hashlock": self.hashlock.hex(),
+            "amount": self.amount,
+            "height": self.height,
+            "block_hash": self.block_hash,
+            "block_time": self.block_time,
+            "reported": self.reported,
+        }
+        if self.spend is not None:
+            s = self.spend
+            d["spend"] = [
+                s.txid,
+                s.kind.value,
+                s.preimage.hex() if s.preimage else None,
+                s.height,
+                s.block_hash,
+            ]
+            d["spend_reported"] = s.reported
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Funding:
+        spend = None
+        if "spend" in d:
+            txid, kind, preimage, height, block_hash = d["spend"]
+            spend = Spend(
+                txid,
+                ChainEventKind(kind),
+                bytes.fromhex(preimage) if preimage else None,
+                height,
+                block_hash,
+                d["spend_reported"],
+            )
+        return cls(
+            d["outpoint"],
+            bytes.fromhex(d["spk"]),
+            bytes.fromhex(d["hashlock"]),
+            d["amount"],
+            d["height"],
+            d["block_hash"],
+            d["block_time"],
+            d["reported"],
+            spend,
+        )
+
+
+def classify_spend(witness: list[str], htlc_hashlock: bytes) -> tuple[ChainEventKind, bytes | None]:
+    """A claim pushes the preimage as the second witness item; a refund pushes 32 other bytes."""
+    if len(witness) == 3:
+        selector = bytes.fromhex(witness[1])
+        if len(selector) == 32 and sha256(selector) == htlc_hashlock:
+            return ChainEventKind.CLAIMED, selector
+    return ChainEventKind.REFUNDED, None
+
+
+class Scanner:
+    def __init__(
+        self,
+        chain: str,
+        rpc: RpcClient,
+        store: AdapterStore,
+        wallet: Wallet,
+        emit: Callable[[ChainEvent], None],
+        *,
+        birthday: int,
+        finality_depth: int,
+    ) -> None:
+        self.chain = chain
+        self.rpc = rpc
+        self.store = store
+        self.wallet = wallet
+        self.emit = emit
+        self.birthday = birthday
+        self.finality_depth = finality_depth
+        self.tip = -1
+        self.hashes: dict[int, str] = {}
+        self.htlcs: dict[bytes, Htlc] = {}  # watched scriptPubKey -> HTLC
+        self.fundings: dict[str, Funding] = {}  # outpoint -> funding of a watched HTLC
+        self.maturing: set[str] = set()  # fundings whose depth or spend depth is still reported
+        self.mempool_seen: set[str] = set()
+
+    # index
+
+    def watch(self, terms: HtlcTerms) -> Htlc:
+        htlc = Htlc(
+            terms.hashlock, bytes.fromhex(terms.recipient), bytes.fromhex(terms.sender), terms.timelock
+        )
+        self.htlcs[htlc.script_pubkey] = htlc
+        # Watching again after a restart replays what is already known, so the engine recomputes from it.
+        for funding in self.fundings.values():
+            if funding.script_pubkey == htlc.script_pubkey:
+                funding.reported = -1
+                if funding.spend is not None:
+                    funding.spend.reported = -1
+                self.maturing.add(funding.outpoint)
+                self._report(funding)
+        return htlc
+
+    def unwatch(self, hashlock: bytes) -> None:
+        for spk in [spk for spk, h in self.htlcs.items() if h.hashlock == hashlock]:
+            del self.htlcs[spk]
+        for op in [op for op, f in self.fundings.items() if f.hashlock == hashlock]:
+            del self.fundings[op]
+            self.maturing.discard(op)
+
+    # persistence
+
+    async def load(self) -> None:
+        raw = await self.store.get_cursor(self.chain, STATE_CURSOR)
+        if raw is None:
+            self.tip = self.birthday - 1
+            if self.tip >= 0:
+                self.hashes[self.tip] = await self.rpc.call("getblockhash", self.tip)
+            return
+        state = json.loads(raw)
+        self.tip = state["tip"]
+        self.hashes = {int(h): v for h, v in state["hashes"].items()}
+        self.fundings = {f["outpoint"]: Funding.from_json(f) for f in state["fundings"]}
+        self.maturing = set(state["maturing"]) & set(self.fundings)
+        self.wallet.load_json(state["wallet"])
+
+    async def save(self) -> None:
+        state = {
+            "tip": self.tip,
+            "hashes": self.hashes,
+            "fundings": [f.to_json() for f in self.fundings.values()],
+            "maturing": sorted(self.maturing),
+            "wallet": self.wallet.to_json(),
+        }
+        await self.store.put_cursor(self.chain, STATE_CURSOR, json.dumps(state, separators=(",", ":")))
+
+    # following the chain
+
+    async def sync(self) -> bool:
+        """Catch up with the node's best chain. Returns whether the tip moved."""
+        moved = False
+        while True:
+            info = await self.rpc.call("getblockchaininfo")
+            if info["bestblockhash"] == self.hashes.get(self.tip):
+                return moved
+            best = int(info["blocks"])
+            if best <= self.tip:
+                await self._rewind(best)
+                moved = True
+                continue
+            block_hash = await self.rpc.call("getblockhash", self.tip + 1)
+            block = await self.rpc.call("getblock", block_hash, 2)
+            if self.tip in self.hashes and block.get("previousblockhash") != self.hashes[self.tip]:
+                await self._rewind(self.tip)
+                moved = True
+                continue
+            self._apply(block)
+            await self.save()
+            moved = True
+
+    async def _rewind(self, start: int) -> None:
+        height = min(start, self.tip)
+        while height in self.hashes:
+            if await self.rpc.call("getblockhash", height) == self.hashes[height]:
+                break
+            height -= 1
+        else:
+            if height >= 0:
+                raise ReorgTooDeep(
+                    f"{self.chain}: the node's chain forks below the {KEEP_BLOCKS} block hashes kept "
+                    f"(checked down to height {height + 1}); stop settlerd and investigate the node"
+                )
+        log.warning("%s: reorganisation, blocks above %d left the best chain", self.chain, height)
+        self._undo_above(height)
+        await self.save()
+
+    def _undo_above(self, fork: int) -> None:
+        for op, f in list(self.fundings.items()):
+            if f.spend is not None and f.spend.height > fork:
+                if f.spend.reported >= 0:
+                    self._emit_reorg(f, f.spend.kind, f.spend.txid, fork)
+                f.spend = None
+                self.maturing.add(op)
+            if f.height > fork:
+                if f.reported >= 0:
+                    self._emit_reorg(f, ChainEventKind.LOCKED, op.split(":")[0], fork)
+                del self.fundings[op]
+                self.maturing.discard(op)
+            elif f.reported > fork - f.height + 1:
+                f.reported = fork - f.height + 1
+                self.maturing.add(op)
+        for op, u in list(self.wallet.utxos.items()):
+            if u.height > fork:
+                del self.wallet.utxos[op]
+            elif u.spent_height is not None and u.spent_height > fork:
+                u.spent_height = None
+        self.hashes = {h: v for h, v in self.hashes.items() if h <= fork}
+        self.tip = fork
+        self.mempool_seen.clear()  # disconnected transactions return to the mempool under the same txids
+
+    def _emit_reorg(self, f: Funding, undone: ChainEventKind, txid: str, fork: int) -> None:
+        self.emit(
+            ChainEvent(
+                ChainEventKind.REORGED,
+                self.chain,
+                fork,
+                self.hashes.get(fork),
+                htlc_id=f.outpoint,
+                hashlock=f.hashlock,
+                txid=txid,
+                amount=f.amount,
+                undoes=undone,
+            )
+        )
+
+    def _apply(self, block: dict[str, Any]) -> None:
+        height = int(block["height"])
+        block_hash = str(block["hash"])
+        block_time = int(block["time"])
+        for tx in block["tx"]:
+            self._apply_tx(tx, height, block_hash, block_time)
+        self.hashes[height] = block_hash
+        self.hashes.pop(height - KEEP_BLOCKS, None)
+        self.tip = height
+        for op, u in list(self.wallet.utxos.items()):
+            if u.spent_height is not None and u.spent_height <= height - KEEP_BLOCKS:
+                del self.wallet.utxos[op]
+        for op in sorted(self.maturing):
+            self._report(self.fundings[op])
+        self.emit(
+            ChainEvent(ChainEventKind.TIP, self.chain, height, block_hash, block_time=_time(block_time))
+        )
+
+    def _apply_tx(self, tx: dict[str, Any], height: int, block_hash: str, block_time: int) -> None:
+        txid = tx["txid"]
+        coinbase = False
+        for vin in tx["vin"]:
+            if "coinbase" in vin:
+                coinbase = True
+                continue
+            op = f"{vin['txid']}:{vin['vout']}"
+            funding = self.fundings.get(op)
+            if funding is not None:
+                self._record_spend(funding, txid, vin.get("txinwitness", []), height, block_hash)
+            utxo = self.wallet.utxos.get(op)
+            if utxo is not None:
+                utxo.spent_height = height
+                self.wallet.reserved.discard(op)
+        for vout in tx["vout"]:
+            spk = bytes.fromhex(vout["scriptPubKey"]["hex"])
+            op = f"{txid}:{vout['n']}"
+            htlc = self.htlcs.get(spk)
+            if htlc is not None and op not in self.fundings:
+                self.fundings[op] = Funding(
+                    op, spk, htlc.hashlock, sats(vout["value"]), height, block_hash, block_time
+                )
+                self.maturing.add(op)
+            path = self.wallet.scripts.get(spk)
+            if path is not None:
+                self.wallet.utxos[op] = Utxo(
+                    OutPoint.parse(op), sats(vout["value"]), path[0], path[1], height, coinbase
+                )
+                self.wallet.mark_used(*path)
+
+    def _record_spend(
+        self, funding: Funding, txid: str, witness: list[str], height: int, block_hash: str | None
+    ) -> None:
+        previous = funding.spend
+        if previous is not None and previous.height > 0:
+            return
+        kind, preimage = classify_spend(witness, funding.hashlock)
+        reported = previous.reported if previous is not None and previous.txid == txid else -1
+        funding.spend = Spend(txid, kind, preimage, height, block_hash, reported)
+        self.maturing.add(funding.outpoint)
+
+    def _report(self, f: Funding) -> None:
+        """Report the funding's and its spend's depth until both reach the finality depth."""
+        depth = self.tip - f.height + 1
+        if depth > f.reported:
+            f.reported = depth
+            self.emit(
+                ChainEvent(
+                    ChainEventKind.LOCKED,
+                    self.chain,
+                    f.height,
+                    f.block_hash,
+                    htlc_id=f.outpoint,
+                    hashlock=f.hashlock,
+                    txid=f.outpoint.split(":")[0],
+                    amount=f.amount,
+                    confirmations=depth,
+                    block_time=_time(f.block_time),
+                )
+            )
+        s = f.spend
+        if s is not None:
+            spend_depth = self.tip - s.height + 1 if s.height > 0 else 0
+            if spend_depth > s.reported:
+                s.reported = spend_depth
+                self.emit(
+                    ChainEvent(
+                        s.kind,
+                        self.chain,
+                        s.height or self.tip,
+                        s.block_hash,
+                        htlc_id=f.outpoint,
+                        hashlock=f.hashlock,
+                        txid=s.txid,
+                        amount=f.amount,
+                        confirmations=spend_depth,
+                        preimage=s.preimage,
+                    )
+                )
+        # Final and unspent, or final and spent deep enough: nothing to report until a spend shows up.
+        if f.reported >= self.finality_depth and (s is None or s.reported >= self.finality_depth):
+            self.maturing.discard(f.outpoint)
+
+    # mempool
+
+    def has_unspent_fundings(self) -> bool:
+        return any(f.spend is None for f in self.fundings.values())
+
+    async def poll_mempool(self) -> None:
+        """Look at new mempool transactions for spends of watched HTLCs: a claim reveals the preimage."""
+        txids = await self.rpc.call("getrawmempool")
+        for txid in txids:
+            if txid in self.mempool_seen:
+                continue
+            try:
+                tx = await self.rpc.call("getrawtransaction", txid, True)
+            except RpcError as exc:
+                if exc.code == RPC_INVALID_ADDRESS_OR_KEY:
+                    continue
+                raise
+            for vin in tx["vin"]:
+                funding = self.fundings.get(f"{vin.get('txid')}:{vin.get('vout')}")
+                if funding is not None and funding.spend is None:
+                    self._record_spend(funding, txid, vin.get("txinwitness", []), 0, None)
+                    self._report(funding)
+        self.mempool_seen = set(txids)
+
+
+def _time(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
