@@ -61,7 +61,7 @@ async def verify_events(store: Store) -> AuditReport:
     prev_hash = GENESIS_HASH
 
     def bad(seq: int, problem: Problem, reason: str) -> AuditReport:
-        return AuditReport(False, checked, head.seq, seq, problem, reason)
+        return AuditReport(False, checked, head.seq, seq, problem, f"{problem}: {reason}")
 
     while prev_seq < head.seq:
         page = await store.events(after_seq=prev_seq, limit=AUDIT_PAGE)

@@ -40,6 +40,7 @@ class Store:
         self._engine = engine
         self._target = target
         self._write_lock = asyncio.Lock()
+        self._writer: asyncio.Task[object] | None = None
         self._closed = False
 
     @classmethod
@@ -104,13 +105,24 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
-        """One transaction: everything done through ``tx`` commits together, or nothing does."""
+        """One transaction: everything done through ``tx`` commits together, or nothing does.
+
+        Writes are serial, so nothing inside the block may start another write (``put_cursor``, or an
+        adapter call that persists a nonce): that would wait for itself, and is refused instead.
+        """
         if self._closed:
             raise StoreError(f"database {self.where}: store is closed")
+        task = asyncio.current_task()
+        if task is not None and task is self._writer:
+            raise StoreError("a store write was started inside another write; finish the first one")
         async with self._write_lock, self._engine.connect() as conn:
-            await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
-            async with conn.begin():
-                yield WriteTx(conn)
+            self._writer = task
+            try:
+                await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    yield WriteTx(conn)
+            finally:
+                self._writer = None
 
     # swaps and legs
 

@@ -10,7 +10,7 @@ import pytest
 
 from settlerd.adapters import AdapterStore, SignedTx
 from settlerd.audit import verify_events
-from settlerd.store import Conflict, Leg, NotFound, Store, Swap, TxStatus
+from settlerd.store import Conflict, Leg, NotFound, Store, StoreError, Swap, TxStatus
 
 SECRET = bytes(range(32))
 TERMS = {"give": {"asset": "BTC", "amount": "100000000"}, "get": {"asset": "USDC", "amount": "60000000000"}}
@@ -234,3 +234,34 @@ async def test_two_stores_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_write_cancelled_midway_commits_nothing_and_frees_the_writer(store: Store) -> None:
+    inside = asyncio.Event()
+
+    async def interrupted() -> None:
+        async with store.write() as t:
+            await t.insert_swap("s1", role="initiator", status="created", counterparty="b", terms={})
+            await t.append_event("s1", "created", "created", {})
+            inside.set()
+            await asyncio.Event().wait()  # until cancelled, as SIGTERM cancels every task
+
+    task = asyncio.create_task(interrupted())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert await store.get_swap("s1") is None and await store.events() == []
+    async with store.write() as t:
+        assert (await t.append_event(None, "node_started", None, {})).seq == 1
+
+
+async def test_a_write_inside_a_write_is_refused_instead_of_hanging(store: Store) -> None:
+    with pytest.raises(StoreError, match="inside another write"):
+        async with store.write() as t:
+            await t.append_event(None, "tick", None, {})
+            await store.put_cursor("evm", "nonce", "8")
+    assert await store.events() == [] and await store.get_cursor("evm", "nonce") is None
+    await store.put_cursor("evm", "nonce", "8")
+    assert await store.get_cursor("evm", "nonce") == "8"
