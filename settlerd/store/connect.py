@@ -23,6 +23,8 @@ from .errors import StoreError
 # long before a write fails; long enough to ride out a checkpoint, short enough to surface a stuck peer.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_HEADER = b"SQLite format 3\x00"
+# A PostgreSQL server that does not answer fails start-up after this long instead of asyncpg's 60 s.
+PG_CONNECT_TIMEOUT_S = 10
 
 # Execution option naming how the SQLite begin hook opens a transaction.
 BEGIN_OPTION = "settlerd_begin"
@@ -93,7 +95,9 @@ def check_sqlite_path(path: Path) -> None:
 
 def create_engine(target: Target) -> AsyncEngine:
     if target.sqlite_path is None:
-        return create_async_engine(target.url, pool_pre_ping=True)
+        return create_async_engine(
+            target.url, pool_pre_ping=True, connect_args={"timeout": PG_CONNECT_TIMEOUT_S}
+        )
     engine = create_async_engine(target.url)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)

@@ -55,7 +55,7 @@ class Store:
             raise
         except (DBAPIError, OSError) as exc:
             await engine.dispose()
-            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            reason = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
             raise StoreError(f"database {target.where}: cannot open: {reason}") from exc
         return cls(engine, target)
 
