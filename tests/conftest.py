@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.timeouts",
+    "tests.fixtures.bitcoin_node",
     "tests.fixtures.anvil",
 ]
