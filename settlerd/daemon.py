@@ -1,0 +1,112 @@
+"""Daemon lifecycle: start every component, run them under one TaskGroup, stop cleanly on a signal.
+
+Start-up order is store (migrations), API listener, then the long-running tasks; each failure at start
+becomes a `StartupError` whose one-line message the CLI prints before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from aiohttp import web
+
+from settlerd import __version__
+from settlerd.api import make_app
+from settlerd.config import Settings
+from settlerd.sdnotify import Notifier, watchdog_interval
+from settlerd.store import Store, StoreError
+
+log = logging.getLogger("settlerd.daemon")
+
+# systemd's default TimeoutStopSec is 90 s; finishing well inside 5 s keeps restarts quick and leaves
+# the unit's own timeout for draining in-flight broadcasts once the engine runs here.
+SHUTDOWN_GRACE_S = 4.0
+
+
+class StartupError(Exception):
+    """A component could not start; the message says which and why, in one line."""
+
+
+class _StopRequested(Exception):
+    """Raised inside the TaskGroup to unwind every task once a stop signal arrived."""
+
+
+@asynccontextmanager
+async def _api_listener(settings: Settings) -> AsyncIterator[str]:
+    runner = web.AppRunner(make_app(settings.node_id), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api.host, settings.api.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(
+            f"api: cannot listen on {settings.api.host}:{settings.api.port} ({exc.strerror or exc}); "
+            "set api.host / api.port to a free address"
+        ) from None
+    try:
+        host, port = runner.addresses[0][:2]  # the real port when api.port = 0
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _open_store(url: str) -> Store:
+    try:
+        return await Store.open(url)
+    except StoreError as exc:
+        raise StartupError(f"store: {exc}") from None
+
+
+async def _watchdog(notifier: Notifier) -> None:
+    interval = watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval.total_seconds())
+
+
+async def _wait_for_stop(stop: asyncio.Event) -> None:
+    await stop.wait()
+    raise _StopRequested
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set). Raises StartupError if a component cannot start."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier.from_env()
+    try:
+        async with AsyncExitStack() as stack:
+            store = await _open_store(settings.store.url)
+            stack.push_async_callback(store.close)
+            api_url = await stack.enter_async_context(_api_listener(settings))
+            log.info(
+                "settlerd %s serving node %s: API %s, store %s, chains %s",
+                __version__,
+                settings.node_id,
+                api_url,
+                store.describe(),
+                ", ".join(settings.chains) or "none configured",
+            )
+            notifier.ready(f"serving {api_url}")
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(_watchdog(notifier), name="sd-watchdog")
+                    tasks.create_task(_wait_for_stop(stop), name="stop-signal")
+            except* _StopRequested:
+                pass
+            log.info("stopping: all tasks cancelled, closing API and store")
+            notifier.stopping()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        notifier.close()
+    log.info("stopped cleanly")
