@@ -290,7 +290,7 @@ class Mempool:
         for txin in tx.vin:
             if txin.prevout.txid in self.entries:
                 ancestors |= {txin.prevout.txid} | self.ancestors(txin.prevout.txid)
-        for a in ancestors & evict:
+        for a in ancestors & direct:
             raise Reject(
                 "bad-txns-spends-conflicting-tx", f"{shown} spends conflicting transaction {hash_hex(a)}"
             )
