@@ -49,6 +49,8 @@ SECRET_WORDS = frozenset(
 # ...unless its last word says it names or points at the secret instead of holding it
 # (``token_scope``, ``secret_hash`` = h, public by design; ``password_file``).
 PUBLIC_LAST_WORDS = frozenset({"id", "name", "scope", "hash", "file", "path"})
+# A name ending in "key" holds a private key unless one of these words says otherwise (``public_key``).
+PUBLIC_KEY_WORDS = frozenset({"public", "idempotency"})
 # Values this short are not scrubbed from free text: replacing every "1" in a line would hide nothing
 # worth hiding and garble the rest.
 MIN_SCRUB_LENGTH = 6
@@ -69,6 +71,8 @@ def is_secret_name(name: str) -> bool:
     words = [w.lower() for w in _WORD.findall(name)]
     if not words or words[-1] in PUBLIC_LAST_WORDS:
         return False
+    if words[-1] == "key" and not PUBLIC_KEY_WORDS.intersection(words):
+        return True  # evm_key, api_key, signing_key: a key unless it says it is a public one
     return any(w in SECRET_WORDS for w in words)
 
 

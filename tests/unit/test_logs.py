@@ -116,6 +116,9 @@ def test_bound_logger_adds_swap_and_chain_and_call_extra_wins(
         "passphrase",
         "mnemonic",
         "Authorization",
+        "evm_key",
+        "key",
+        "signingKey",
     ],
 )
 def test_secret_field_names_are_recognised(name: str) -> None:
@@ -124,7 +127,18 @@ def test_secret_field_names_are_recognised(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["swap_id", "chain", "txid", "secret_hash", "token_scope", "token_name", "password_file", "amount"],
+    [
+        "swap_id",
+        "chain",
+        "txid",
+        "secret_hash",
+        "token_scope",
+        "token_name",
+        "password_file",
+        "amount",
+        "public_key",
+        "pubkey",
+    ],
 )
 def test_public_field_names_pass(name: str) -> None:
     assert not is_secret_name(name)
