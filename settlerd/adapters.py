@@ -74,6 +74,7 @@ class ChainEvent:
     preimage: bytes | None = None  # set on CLAIMED once the witness or log revealed it
     block_time: datetime | None = None
     undoes: ChainEventKind | None = None  # on REORGED: which kind of event was undone
+    found: HtlcTerms | None = None  # on LOCKED: the HTLC's terms as read from the chain
 
 
 @runtime_checkable
@@ -93,6 +94,10 @@ class ChainAdapter(Protocol):
 
     def deadline_of(self, timelock: int) -> datetime:
         """Earliest wall-clock time at which a refund with ``timelock`` may become valid."""
+
+    def party(self, hashlock: bytes) -> str:
+        """Our identity on this chain for the swap with ``hashlock``, as it goes into ``HtlcTerms``
+        ``recipient``/``sender``: a fresh per-swap public key on Bitcoin, the account address on EVM."""
 
     def watch(self, terms: HtlcTerms) -> None:
         """Add an HTLC to the scanner's index; events for it arrive through ``events``."""
