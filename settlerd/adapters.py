@@ -108,8 +108,12 @@ class ChainAdapter(Protocol):
     def events(self) -> AsyncIterator[ChainEvent]:
         """Chain events in the order the scanner found them, reorgs included."""
 
+    async def spendable(self, asset: str) -> int:
+        """Our balance of ``asset`` that a lock could spend now, in base units (fees not deducted)."""
+
     async def build_lock(self, terms: HtlcTerms) -> SignedTx:
-        """Sign a transaction that funds the HTLC; never broadcast it."""
+        """Sign a transaction that funds the HTLC; never broadcast it. ``meta["htlc_id"]`` names the
+        HTLC it creates, in the same form the scanner reports it."""
 
     async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
         """Sign a claim of the HTLC with the preimage."""
