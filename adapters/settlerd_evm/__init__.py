@@ -1,7 +1,19 @@
 """First-party EVM adapter for settlerd: one HTLC contract for native ETH and ERC-20 swaps."""
 
-from settlerd.adapters import AdapterInfo
+from typing import Any
 
-adapter_info = AdapterInfo(name="evm", family="evm", description="EVM HTLC contract adapter (ETH, ERC-20)")
+from settlerd.adapters import AdapterInfo, AdapterStore
+
+
+def _factory(settings: Any, store: AdapterStore) -> Any:
+    # Imported on use so that discovering adapters does not load web3.
+    from .adapter import factory
+
+    return factory(settings, store)
+
+
+adapter_info = AdapterInfo(
+    name="evm", family="evm", description="EVM HTLC contract adapter (ETH, ERC-20)", factory=_factory
+)
 
 __all__ = ["adapter_info"]

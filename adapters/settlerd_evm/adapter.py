@@ -1,0 +1,265 @@
+"""The EVM ChainAdapter: signs lock/claim/refund calls to the HTLC contract and runs the scanner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+
+from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
+
+from . import contract as c
+from . import fees
+from .artifact import htlc
+from .nonces import NonceManager
+from .scanner import Scanner
+
+log = logging.getLogger(__name__)
+
+# Block proposers may set timestamps a little ahead of real time; a timelock this much past the deadline
+# cannot let a refund through before the deadline.
+TIMESTAMP_DRIFT_S = 15
+# Gas estimates are exact for the current state; storage warmth and token balances can differ by the time
+# the transaction is mined.
+GAS_HEADROOM_NUM, GAS_HEADROOM_DEN = 5, 4
+# A lock signed right after its approve cannot be estimated (the approve is not mined yet); ERC-20
+# transfers of mainstream tokens stay far below this.
+TOKEN_LOCK_GAS = 200_000
+# Log a node that stays unreachable at most once a minute, not once a poll.
+ERROR_LOG_INTERVAL_S = 60.0
+
+
+class AdapterConfigError(RuntimeError):
+    pass
+
+
+class HtlcReverted(RuntimeError):
+    """The contract would revert; ``error`` is its custom error name (SwapNotActive, ClaimExpired, ...)."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(f"HTLC call reverts with {error}: {detail}")
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class EvmSettings:
+    rpc_url: str
+    contract: str
+    private_key: str
+    chain: str = "evm"
+    chain_id: int | None = None  # when set, the node must report this chain id
+    max_fee_gwei: float = 200.0
+    priority_fee_gwei: float = 1.0
+    finality_depth: int = 12
+    poll_interval_s: float = 2.0
+    start_block: int | None = None  # first scan only; later starts resume from the stored tip
+    backfill_blocks: int = 50_000  # how far back a newly watched hashlock is looked up
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> EvmSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise AdapterConfigError(f"unknown evm settings {unknown}; known: {sorted(known)}")
+        return cls(**settings)
+
+    def fee_policy(self) -> fees.FeePolicy:
+        return fees.FeePolicy(int(self.max_fee_gwei * fees.GWEI), int(self.priority_fee_gwei * fees.GWEI))
+
+
+class EvmAdapter:
+    def __init__(self, settings: EvmSettings, store: AdapterStore) -> None:
+        self.settings = settings
+        self.name = settings.chain
+        self._store = store
+        self._account = Account.from_key(settings.private_key)
+        self.address: str = self._account.address
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
+        self.contract = AsyncWeb3.to_checksum_address(settings.contract)
+        self._queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
+        self.nonces = NonceManager(self.name, self.address, store)
+        self.scanner = Scanner(
+            self.w3, self.name, self.contract, store, self._queue.put_nowait,
+            finality_depth=settings.finality_depth, backfill_blocks=settings.backfill_blocks,
+        )  # fmt: skip
+        self._chain_id = 0
+        self._task: asyncio.Task[None] | None = None
+
+    # lifecycle
+
+    async def start(self) -> None:
+        self._chain_id = int(await self.w3.eth.chain_id)
+        if self.settings.chain_id is not None and self._chain_id != self.settings.chain_id:
+            raise AdapterConfigError(
+                f"{self.name}: node {self.settings.rpc_url} is on chain id {self._chain_id}, "
+                f"settings say {self.settings.chain_id}: point rpc_url at the right network"
+            )
+        code = "0x" + bytes(await self.w3.eth.get_code(self.contract)).hex()
+        if code != htlc()["deployedBytecode"].lower():
+            what = "no code" if code == "0x" else "other code than settlerd's HTLC contract"
+            raise AdapterConfigError(
+                f"{self.name}: address {self.contract} holds {what}: deploy it with "
+                "`settlerd contract deploy` and set the chain's contract setting to the printed address"
+            )
+        await self.nonces.sync(int(await self.w3.eth.get_transaction_count(self.address, "pending")))
+        await self.scanner.resume(self.settings.start_block)
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.w3.provider.disconnect()
+
+    async def _run(self) -> None:
+        last_logged = -math.inf
+        while True:
+            try:
+                await self.scanner.poll()
+            except (OSError, Web3RPCError, TimeoutError) as exc:
+                if time.monotonic() - last_logged > ERROR_LOG_INTERVAL_S:
+                    log.error("%s: node %s: %s; retrying", self.name, self.settings.rpc_url, exc)
+                    last_logged = time.monotonic()
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    # time
+
+    def timelock_for(self, deadline: datetime) -> int:
+        return math.ceil(deadline.timestamp()) + TIMESTAMP_DRIFT_S
+
+    def deadline_of(self, timelock: int) -> datetime:
+        return datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC)
+
+    # scanning
+
+    def watch(self, terms: HtlcTerms) -> None:
+        self.scanner.watch(terms)
+
+    def unwatch(self, hashlock: bytes) -> None:
+        self.scanner.unwatch(hashlock)
+
+    async def events(self) -> AsyncIterator[ChainEvent]:
+        while True:
+            yield await self._queue.get()
+
+    def take_events(self) -> list[ChainEvent]:
+        """Events found so far, without waiting: for callers that drive ``scanner.poll()`` themselves."""
+        found = []
+        while not self._queue.empty():
+            found.append(self._queue.get_nowait())
+        return found
+
+    # signing
+
+    async def build_lock(self, terms: HtlcTerms) -> SignedTx:
+        """The lock; an ERC-20 short of allowance gets an exact approve, signed first, in meta["before"]."""
+        token = c.token_address(terms.asset)
+        if token == c.ZERO_ADDRESS:
+            data = c.lock_eth(terms.recipient, terms.hashlock, terms.timelock)
+            return await self._sign("lock", data, value=terms.amount)
+        data = c.lock_token(token, terms.recipient, terms.amount, terms.hashlock, terms.timelock)
+        raw = await self.w3.eth.call({"to": token, "data": c.allowance(self.address, self.contract)})
+        if int.from_bytes(bytes(raw)[:32], "big") >= terms.amount:
+            return await self._sign("lock", data)
+        approval = await self._sign("approve", c.approve(self.contract, terms.amount), to=token)
+        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS)
+        return SignedTx(
+            lock.chain, lock.txid, lock.raw, lock.purpose, lock.nonce,
+            {**lock.meta, "before": [_as_meta(approval)]},
+        )  # fmt: skip
+
+    async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
+        data = c.claim(c.token_address(terms.asset), terms.sender, terms.timelock, preimage)
+        return await self._sign("claim", data, htlc_id=htlc_id)
+
+    async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
+        data = c.refund(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
+        return await self._sign("refund", data, htlc_id=htlc_id)
+
+    async def build_bump(self, tx: SignedTx) -> SignedTx:
+        """The same call at the same nonce with higher fees, to replace a transaction that is stuck."""
+        m = tx.meta
+        previous = fees.Fees(int(m["max_fee_per_gas"]), int(m["max_priority_fee_per_gas"]))
+        new = fees.bump(previous, await self._base_fee(), self.settings.fee_policy())
+        return self._signed(
+            tx.purpose, str(m["to"]), bytes.fromhex(str(m["data"])[2:]), int(m["value"]), int(m["gas"]),
+            int(m["nonce"]), new, {k: v for k, v in m.items() if k in ("htlc_id", "before")},
+        )  # fmt: skip
+
+    async def broadcast(self, tx: SignedTx) -> str:
+        for before in tx.meta.get("before", ()):
+            await self._send(bytes.fromhex(before["raw"][2:]), before["txid"])
+        await self._send(tx.raw, tx.txid)
+        return tx.txid
+
+    async def _send(self, raw: bytes, txid: str) -> None:
+        try:
+            await self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError:
+            # Already known, or already mined: harmless. Anything else is the node's verdict to report.
+            try:
+                await self.w3.eth.get_transaction(txid)
+            except TransactionNotFound:
+                raise
+            log.debug("%s: %s was already known to the node", self.name, txid)
+
+    async def _base_fee(self) -> int:
+        block = await self.w3.eth.get_block("latest")
+        return int(block["baseFeePerGas"])
+
+    async def _sign(
+        self, purpose: str, data: bytes, *, value: int = 0, to: str | None = None, gas: int | None = None,
+        htlc_id: str | None = None,
+    ) -> SignedTx:  # fmt: skip
+        to = to or self.contract
+        if gas is None:
+            call = {"from": self.address, "to": to, "data": data, "value": value}
+            try:
+                estimate = int(await self.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
+            except (ContractCustomError, ContractLogicError) as exc:
+                revert = bytes.fromhex(str(exc.data or "0x")[2:]) if isinstance(exc.data, str) else b""
+                raise HtlcReverted(c.error_name(revert) or "revert", str(exc)) from exc
+            gas = estimate * GAS_HEADROOM_NUM // GAS_HEADROOM_DEN
+        quote = fees.quote(await self._base_fee(), self.settings.fee_policy())
+        nonce = await self.nonces.allocate()
+        return self._signed(
+            purpose, to, data, value, gas, nonce, quote, {"htlc_id": htlc_id} if htlc_id else {}
+        )
+
+    def _signed(
+        self, purpose: str, to: str, data: bytes, value: int, gas: int, nonce: int, fee: fees.Fees,
+        extra: Mapping[str, Any],
+    ) -> SignedTx:  # fmt: skip
+        tx = {
+            "type": 2, "chainId": self._chain_id, "nonce": nonce, "to": to, "value": value, "data": data,
+            "gas": gas, "maxFeePerGas": fee.max_fee_per_gas,
+            "maxPriorityFeePerGas": fee.max_priority_fee_per_gas,
+        }  # fmt: skip
+        signed = self._account.sign_transaction(tx)
+        txid = "0x" + bytes(signed.hash).hex()
+        meta = {
+            "from": self.address, "to": to, "value": value, "data": "0x" + data.hex(), "gas": gas,
+            "nonce": nonce, "max_fee_per_gas": fee.max_fee_per_gas,
+            "max_priority_fee_per_gas": fee.max_priority_fee_per_gas, **extra,
+        }  # fmt: skip
+        return SignedTx(self.name, txid, bytes(signed.raw_transaction), purpose, nonce, meta)
+
+
+def _as_meta(tx: SignedTx) -> dict[str, Any]:
+    return {"txid": tx.txid, "raw": "0x" + tx.raw.hex(), "nonce": tx.nonce, "purpose": tx.purpose}
+
+
+def factory(settings: Mapping[str, Any], store: AdapterStore) -> EvmAdapter:
+    return EvmAdapter(EvmSettings.from_mapping(settings), store)

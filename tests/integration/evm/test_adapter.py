@@ -1,0 +1,194 @@
+"""The EVM adapter against anvil: lock, claim and refund through the HTLC contract, seen by the scanner."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from eth_account import Account
+from settlerd_evm.adapter import AdapterConfigError, HtlcReverted
+
+from settlerd.adapters import ChainEventKind
+from settlerd.store.store import Store
+from tests.fixtures.anvil import Anvil
+
+from .conftest import HOUR, MakeAdapter, drain, journal_and_broadcast, pass_time, terms_for
+
+pytestmark = pytest.mark.anvil
+ETH_AMOUNT = 10**17
+
+
+def addr(key: str) -> str:
+    return str(Account.from_key(key).address)
+
+
+async def test_eth_lock_claim_reveals_the_preimage(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store
+) -> None:
+    alice = await make_adapter(anvil.keys[0], store)
+    bob = await make_adapter(anvil.keys[1], store)
+    preimage, terms = await terms_for(alice.w3, "ETH", ETH_AMOUNT, alice.address, bob.address)
+    alice.watch(terms)
+    bob.watch(terms)
+
+    lock = await alice.build_lock(terms)
+    assert (await journal_and_broadcast(store, alice, lock))["status"] == 1
+    await bob.scanner.poll()
+    (locked,) = drain(bob)
+    assert locked.kind is ChainEventKind.LOCKED and locked.amount == ETH_AMOUNT and locked.confirmations == 1
+    assert locked.htlc_id is not None
+
+    before = await bob.w3.eth.get_balance(bob.address)
+    claim = await bob.build_claim(terms, locked.htlc_id, preimage)
+    receipt = await journal_and_broadcast(store, bob, claim)
+    fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert await bob.w3.eth.get_balance(bob.address) == before + ETH_AMOUNT - fee
+
+    await alice.scanner.poll()
+    kinds = {e.kind: e for e in drain(alice)}
+    assert kinds[ChainEventKind.CLAIMED].preimage == preimage
+    assert kinds[ChainEventKind.CLAIMED].htlc_id == locked.htlc_id
+
+    with pytest.raises(HtlcReverted) as again:
+        await bob.build_claim(terms, locked.htlc_id, preimage)
+    assert again.value.error == "SwapNotActive"
+
+
+async def test_erc20_lock_with_approve_then_refund(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store, token: Any
+) -> None:
+    carol = await make_adapter(anvil.keys[2], store)
+    amount = 5_000 * 10**6
+    _, terms = await terms_for(carol.w3, token.address, amount, carol.address, addr(anvil.keys[1]))
+    carol.watch(terms)
+    lock = await carol.build_lock(terms)
+    assert [b["purpose"] for b in lock.meta["before"]] == ["approve"]
+    assert (await journal_and_broadcast(store, carol, lock))["status"] == 1
+    await carol.scanner.poll()
+    (locked,) = drain(carol)
+    assert locked.kind is ChainEventKind.LOCKED
+    assert locked.htlc_id is not None
+
+    with pytest.raises(HtlcReverted) as early:
+        await carol.build_refund(terms, locked.htlc_id)
+    assert early.value.error == "RefundNotYetAllowed"
+
+    await pass_time(anvil, HOUR + 1)
+    before = await token.functions.balanceOf(carol.address).call()
+    refund = await carol.build_refund(terms, locked.htlc_id)
+    assert (await journal_and_broadcast(store, carol, refund))["status"] == 1
+    assert await token.functions.balanceOf(carol.address).call() == before + amount
+    await carol.scanner.poll()
+    assert ChainEventKind.REFUNDED in [e.kind for e in drain(carol)]
+
+
+async def test_erc20_claim_and_the_named_reverts(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store, token: Any
+) -> None:
+    alice = await make_adapter(anvil.keys[0], store)
+    bob = await make_adapter(anvil.keys[1], store)
+    preimage, terms = await terms_for(alice.w3, token.address, 7 * 10**6, alice.address, bob.address)
+    bob.watch(terms)
+    await journal_and_broadcast(store, alice, await alice.build_lock(terms))
+    await bob.scanner.poll()
+    (locked,) = drain(bob)
+    assert locked.htlc_id is not None
+
+    with pytest.raises(HtlcReverted) as wrong:
+        await bob.build_claim(terms, locked.htlc_id, b"\x01" * 32)
+    assert wrong.value.error == "SwapNotActive"
+
+    before = await token.functions.balanceOf(bob.address).call()
+    await journal_and_broadcast(store, bob, await bob.build_claim(terms, locked.htlc_id, preimage))
+    assert await token.functions.balanceOf(bob.address).call() == before + terms.amount
+
+    # A second swap left to expire: the claim window is closed.
+    preimage2, terms2 = await terms_for(alice.w3, "ETH", ETH_AMOUNT, alice.address, bob.address)
+    await journal_and_broadcast(store, alice, await alice.build_lock(terms2))
+    await pass_time(anvil, HOUR + 1)
+    with pytest.raises(HtlcReverted) as late:
+        await bob.build_claim(terms2, "", preimage2)
+    assert late.value.error == "ClaimExpired"
+
+
+async def test_adapter_refuses_an_address_with_other_code(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store, token: Any
+):
+    with pytest.raises(AdapterConfigError, match="other code"):
+        await make_adapter(anvil.keys[0], store, contract=token.address)
+
+
+async def test_reorg_that_removes_a_lock_is_reported(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store
+) -> None:
+    dave = await make_adapter(anvil.keys[3], store)
+    _, terms = await terms_for(dave.w3, "ETH", ETH_AMOUNT, dave.address, addr(anvil.keys[1]))
+    dave.watch(terms)
+    await dave.scanner.poll()
+    drain(dave)
+    snapshot = anvil.rpc("evm_snapshot")
+    await journal_and_broadcast(store, dave, await dave.build_lock(terms))
+    await dave.scanner.poll()
+    (locked,) = drain(dave)
+    assert locked.kind is ChainEventKind.LOCKED
+
+    anvil.rpc("evm_revert", snapshot)
+    for _ in range(3):  # a longer branch without the lock
+        anvil.rpc("evm_mine")
+    await dave.scanner.poll()
+    (reorged,) = drain(dave)
+    assert reorged.kind is ChainEventKind.REORGED and reorged.undoes is ChainEventKind.LOCKED
+    assert reorged.htlc_id == locked.htlc_id and reorged.txid == locked.txid
+
+    # The journaled lock is rebroadcast unchanged (S4) and shows up again on the new branch.
+    (journaled,) = [t for t in await store.unconfirmed_txs("evm") if t.txid == locked.txid]
+    await dave.broadcast(journaled)
+    await dave.w3.eth.wait_for_transaction_receipt(journaled.txid)
+    await dave.scanner.poll()
+    assert [e.kind for e in drain(dave)] == [ChainEventKind.LOCKED]
+
+
+async def test_restart_keeps_nonces_without_gaps(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store
+) -> None:
+    key = anvil.keys[2]
+    first = await make_adapter(key, store)
+    _, t1 = await terms_for(first.w3, "ETH", ETH_AMOUNT, first.address, addr(anvil.keys[1]))
+    journaled = await first.build_lock(t1)
+    async with store.write() as w:
+        await w.record_signed_tx(journaled)
+    _, t2 = await terms_for(first.w3, "ETH", ETH_AMOUNT, first.address, addr(anvil.keys[1]))
+    lost = await first.build_lock(t2)  # signed, never journaled, so never broadcast: its nonce is free again
+    assert lost.nonce == journaled.nonce + 1
+    await first.close()
+
+    second = await make_adapter(key, store)
+    again = await second.build_lock(t2)
+    assert again.nonce == lost.nonce
+    await second.broadcast(journaled)  # the engine rebroadcasts what it journaled
+    receipt = await journal_and_broadcast(store, second, again)
+    assert receipt["status"] == 1
+    assert await second.w3.eth.get_transaction_count(second.address) == again.nonce + 1
+
+
+async def test_stuck_transaction_is_replaced_at_the_same_nonce(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store
+) -> None:
+    erin = await make_adapter(anvil.keys[3], store, priority_fee_gwei=0.001)
+    _, terms = await terms_for(erin.w3, "ETH", ETH_AMOUNT, erin.address, addr(anvil.keys[1]))
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        stuck = await erin.build_lock(terms)
+        await erin.broadcast(stuck)
+        bumped = await erin.build_bump(stuck)
+        assert bumped.nonce == stuck.nonce and bumped.txid != stuck.txid
+        assert bumped.meta["max_priority_fee_per_gas"] > stuck.meta["max_priority_fee_per_gas"]
+        await erin.broadcast(bumped)
+        anvil.rpc("evm_mine")
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+    receipt = await erin.w3.eth.wait_for_transaction_receipt(bumped.txid)
+    assert receipt["status"] == 1
+    assert await erin.w3.eth.get_transaction_count(erin.address) == stuck.nonce + 1
+    assert dataclasses.replace(stuck, meta={}) != dataclasses.replace(bumped, meta={})
