@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .methods import Methods
 from .node import Node, NodeOptions
-from .rpcserver import RpcServer
+from .rpcserver import Handler, RpcServer
 
 log = logging.getLogger("kernelnode")
 
@@ -45,8 +45,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     netdir = args.datadir / "regtest"
     netdir.mkdir(parents=True, exist_ok=True)
-    methods: dict[str, object] = {}
-    server = RpcServer(netdir, args.rpcuser, args.rpcpassword, lambda: methods)  # type: ignore[arg-type,return-value]
+    methods: dict[str, Handler] = {}  # filled once the chain is loaded; until then calls get -28
+    server = RpcServer(netdir, args.rpcuser, args.rpcpassword, lambda: methods)
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.rpcbind, args.rpcport)

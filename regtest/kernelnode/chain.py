@@ -69,7 +69,7 @@ class Chain:
         assert self._chainman is not None
         genesis_raw = bytes(self._chainman.blocks[genesis_entry])
         genesis = parse_block(genesis_raw)
-        self.genesis_hash = genesis.hash
+        self.genesis_hash: bytes = genesis.hash
         self._blocks[genesis.hash] = genesis
         self._add_meta(genesis, prev=bytes(32), height=0)
         for h in self.store.order:
@@ -139,7 +139,7 @@ class Chain:
         m.mtp = self._mtp_of(blk.hash)
 
     def _mtp_of(self, h: bytes) -> int:
-        times = []
+        times: list[int] = []
         cur: bytes | None = h
         while cur is not None and cur in self.meta and len(times) < MTP_SPAN:
             times.append(self.meta[cur].time)

@@ -123,7 +123,7 @@ class RpcServer:
                 params = []
             if not isinstance(params, list | dict):
                 raise RpcError(RPC_INVALID_REQUEST, "Params must be an array or object")
-            if self._warmup is not None and method not in ("stop", "uptime", "help"):
+            if self._warmup is not None:
                 raise RpcError(RPC_IN_WARMUP, self._warmup)
             result = await self._dispatch(method, params)
         except RpcError as exc:

@@ -143,7 +143,7 @@ class Faucet:
         """Pay `value` sats to the address/scriptPubKey; returns (txid, vout) of the new output."""
         spk = address_or_spk if isinstance(address_or_spk, bytes) else script_for_address(address_or_spk)
         if spk is None:
-            raise ValueError(f"not a regtest address: {address_or_spk}")
+            raise ValueError(f"not a regtest address: {address_or_spk!r}")
         outpoint, amount = await self._coinbase_coin()
         tx = Tx(2, [TxIn(outpoint, b"", 0xFFFFFFFD)], [TxOut(value, spk)], 0)
         change_vbytes = 31
