@@ -30,6 +30,8 @@ from pydantic_settings import (
 )
 
 from settlerd import adapters
+from settlerd.credentials import CredentialError, resolve
+from settlerd.swap import policy as swap_policy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -69,9 +71,64 @@ class StoreSettings(_Section):
     )
 
 
+class ApiToken(_Section):
+    """One bearer token, kept only as the SHA-256 of its text (``sha256sum`` of the token, no newline)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="Who holds it, for logs (not secret)."
+    )
+    scope: Literal["read", "trade", "admin"] = Field(
+        description="`read` (venues), `trade` (desks), `admin` (operators); each includes the ones before."
+    )
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$", description="Hex SHA-256 of the token; the token itself is never kept."
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class _TokenFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+
 class ApiSettings(_Section):
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(default=8480, ge=0, le=65535, description="TCP port of the HTTP API (0 picks one).")
+    tokens: list[ApiToken] = Field(
+        default_factory=list, description="Bearer tokens as `{name, scope, sha256}` tables."
+    )
+    tokens_file: str | None = Field(
+        default=None,
+        description="TOML file of more `[[tokens]]` tables: a systemd credential name, `%d/NAME` or an "
+        "absolute path (see `*_file` settings).",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+
+    @model_validator(mode="after")
+    def _load_tokens_file(self) -> ApiSettings:
+        if self.tokens_file is None:
+            return self
+        try:
+            path = resolve("api.tokens_file", self.tokens_file)
+            with path.open("rb") as fh:
+                loaded = _TokenFile.model_validate(tomllib.load(fh))
+        except CredentialError as exc:
+            raise ValueError(str(exc)) from None
+        except OSError as exc:
+            raise ValueError(f"tokens_file {self.tokens_file}: cannot read ({exc.strerror or exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"tokens_file {path}: not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"tokens_file {path}: {_field_path(first['loc'])}: {first['msg']}") from None
+        self.tokens = [*self.tokens, *loaded.tokens]
+        return self
 
 
 class LogSettings(_Section):
@@ -98,36 +155,82 @@ class ChainSettings(BaseModel):
 
 
 class PolicySettings(_Section):
+    """Swap lifetimes and the timelock safety distances of ``settlerd.swap.policy``."""
+
     leg1_duration: Duration = Field(
         default=timedelta(hours=24), description="Wall-clock lifetime of the initiator's lock (leg 1)."
     )
     leg2_duration: Duration = Field(
         default=timedelta(hours=12), description="Wall-clock lifetime of the participant's lock (leg 2)."
     )
-    claim_margin: Duration = Field(
-        default=timedelta(hours=1),
-        description="Claims are due this long before their deadline; also the leg-2 safety margin.",
+    leg1_claim_margin: Duration = Field(
+        default=swap_policy.LEG1_CLAIM_MARGIN,
+        description="Leg 1 outlasts leg 2 by at least this: the participant's time to claim late.",
+    )
+    min_leg2_duration: Duration = Field(
+        default=swap_policy.MIN_LEG2_DURATION, description="Shortest acceptable leg 2 at capture."
+    )
+    min_leg2_window: Duration = Field(
+        default=swap_policy.MIN_LEG2_WINDOW, description="The participant does not lock with less left."
+    )
+    min_time_to_reveal: Duration = Field(
+        default=swap_policy.MIN_TIME_TO_REVEAL,
+        description="The initiator never reveals the secret later than this before leg 2's deadline.",
+    )
+    claim_urgent_window: Duration = Field(
+        default=swap_policy.CLAIM_URGENT_WINDOW, description="Claims this close to their deadline go first."
     )
 
-    @field_validator("leg1_duration", "leg2_duration", "claim_margin")
+    @field_validator("*")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration such as 90m, 24h or 2d")
         return value
 
+    def to_policy(self) -> swap_policy.Policy:
+        return swap_policy.Policy(
+            leg1_claim_margin=self.leg1_claim_margin,
+            min_leg2_duration=self.min_leg2_duration,
+            min_leg2_window=self.min_leg2_window,
+            min_time_to_reveal=self.min_time_to_reveal,
+            claim_urgent_window=self.claim_urgent_window,
+        )
+
     @model_validator(mode="after")
-    def _leg2_fits_in_leg1(self) -> PolicySettings:
-        # The participant must still be able to claim leg 1 after the initiator claimed leg 2 at the
-        # last moment: leg 2 ending at two thirds of leg 1 leaves a third of it for that claim.
-        if self.leg2_duration * 3 > self.leg1_duration * 2:
-            raise ValueError(
-                f"leg2_duration ({self.leg2_duration}) must be at most two thirds of leg1_duration "
-                f"({self.leg1_duration})"
-            )
-        if self.leg2_duration + self.claim_margin >= self.leg1_duration:
-            raise ValueError("leg2_duration + claim_margin must be shorter than leg1_duration")
+    def _consistent(self) -> PolicySettings:
+        problems = swap_policy.check_durations(self.leg1_duration, self.leg2_duration, self.to_policy())
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+class EngineSettings(_Section):
+    tick: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How often deadlines are re-checked and failed actions retried.",
+    )
+    node_key_file: str | None = Field(
+        default=None,
+        description="File with this daemon's secp256k1 node key (64 hex characters) signing offers and "
+        "acceptances; a systemd credential name, `%d/NAME` or a path. Needed to trade.",
+    )
+
+
+class CounterpartySettings(_Section):
+    node_key: str = Field(
+        pattern=r"^0[23][0-9a-f]{64}$", description="The counterparty daemon's node key (compressed, hex)."
+    )
+    max_in_flight: dict[str, int] = Field(
+        default_factory=dict,
+        description="Caps on our unsettled locks with this counterparty, base units by `chain:asset`.",
+    )
+
+
+class RiskSettings(_Section):
+    max_in_flight: dict[str, int] = Field(
+        default_factory=dict, description="Caps on our unsettled locks, base units by `chain:asset`."
+    )
 
 
 class Settings(BaseSettings):
@@ -146,6 +249,12 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     mqtt: MqttSettings = MqttSettings()
     policy: PolicySettings = PolicySettings()
+    engine: EngineSettings = EngineSettings()
+    risk: RiskSettings = RiskSettings()
+    counterparties: dict[str, CounterpartySettings] = Field(
+        default_factory=dict,
+        description="Known counterparties by node id; when any is listed, only they may trade with us.",
+    )
     chains: dict[str, ChainSettings] = Field(default_factory=dict, description="Chains by name.")
 
     _toml_file: ClassVar[Path | None] = None

@@ -25,11 +25,11 @@ def test_every_example_config_is_valid(path: Path) -> None:
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, 'node_id = "a"\n[api]\nport = 9000\n[policy]\nleg1_duration = "2d"\n')
     monkeypatch.setenv("SETTLERD_API__PORT", "9100")
-    monkeypatch.setenv("SETTLERD_POLICY__CLAIM_MARGIN", "30m")
+    monkeypatch.setenv("SETTLERD_POLICY__MIN_TIME_TO_REVEAL", "30m")
     settings = config.load(path)
     assert settings.api.port == 9100
     assert settings.policy.leg1_duration == timedelta(days=2)
-    assert settings.policy.claim_margin == timedelta(minutes=30)
+    assert settings.policy.min_time_to_reveal == timedelta(minutes=30)
 
 
 def test_every_problem_is_named_by_its_field_path(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_leg2_longer_than_two_thirds_of_leg1_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, 'node_id = "a"\n[policy]\nleg1_duration = "24h"\nleg2_duration = "17h"\n')
     with pytest.raises(config.ConfigError) as caught:
         config.load(path)
-    assert caught.value.problems[0].startswith("policy: leg2_duration (17:00:00) must be at most two thirds")
+    assert caught.value.problems[0].startswith("policy: leg 2 lasts 17:00:00, more than 2/3 of leg 1's")
 
 
 @pytest.mark.parametrize(

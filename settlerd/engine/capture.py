@@ -1,0 +1,236 @@
+"""Trade capture: offer (initiator), acceptance (participant), registration of the acceptance (initiator).
+
+Both daemons end with the same terms: the offer fixes amounts, hashlock and timelocks; the acceptance
+adds the participant's claim address on leg 1 and refund address on leg 2. Deadlines are each daemon's
+own reading of the agreed timelocks through its own chain adapters: nobody relies on the other side's
+clock or block-time estimate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from settlerd import swap
+from settlerd.swap import Leg, Role
+from settlerd.swap.terms import UNKNOWN_PARTY, LegTerms, SwapTerms
+
+from . import codec, documents
+from .documents import DocumentError, NodeKey
+from .engine import Engine, UnknownSwap
+from .records import LiveSwap
+
+SECRET_BYTES = 32
+
+
+class CaptureError(Exception):
+    """A request that cannot become a swap; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True)
+class LegRequest:
+    chain: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class OfferRequest:
+    """The initiator locks ``give`` (leg 1) and receives ``get`` (leg 2)."""
+
+    counterparty: str
+    give: LegRequest
+    get: LegRequest
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    node_id: str
+    leg1_duration: timedelta
+    leg2_duration: timedelta
+    policy: swap.Policy
+    finality_depth: dict[str, int]
+    counterparty_keys: dict[str, str]  # node_id -> node key; empty: any correctly signed counterparty
+
+
+class Capture:
+    def __init__(self, engine: Engine, key: NodeKey, settings: CaptureSettings) -> None:
+        self._engine = engine
+        self._key = key
+        self._settings = settings
+
+    def _adapter_for(self, chain: str, field: str) -> Any:
+        adapter = self._engine.adapters.get(chain)
+        if adapter is None:
+            known = ", ".join(sorted(self._engine.adapters)) or "none"
+            raise CaptureError(
+                f"no chain named {chain!r} is configured here (configured: {known})", field=field
+            )
+        return adapter
+
+    def _check_counterparty(self, node_id: str, node_key: str, field: str) -> None:
+        expected = self._settings.counterparty_keys
+        if expected and expected.get(node_id) != node_key:
+            raise CaptureError(
+                f"{node_id!r} with node key {node_key} is not a configured counterparty",
+                field=field,
+                status=403,
+            )
+
+    async def create_offer(self, request: OfferRequest) -> dict[str, Any]:
+        engine, cfg = self._engine, self._settings
+        give = self._adapter_for(request.give.chain, "give.chain")
+        get = self._adapter_for(request.get.chain, "get.chain")
+        secret = os.urandom(SECRET_BYTES)
+        hashlock = hashlib.sha256(secret).digest()
+        now = engine.clock()
+        t1 = give.timelock_for(now + cfg.leg1_duration)
+        t2 = get.timelock_for(now + cfg.leg2_duration)
+        terms = SwapTerms(
+            LegTerms(
+                chain=request.give.chain,
+                asset=request.give.asset,
+                amount=request.give.amount,
+                hashlock=hashlock,
+                recipient=UNKNOWN_PARTY,
+                sender=give.party(hashlock),
+                timelock=t1,
+                deadline=give.deadline_of(t1),
+                finality_depth=cfg.finality_depth[request.give.chain],
+            ),
+            LegTerms(
+                chain=request.get.chain,
+                asset=request.get.asset,
+                amount=request.get.amount,
+                hashlock=hashlock,
+                recipient=get.party(hashlock),
+                sender=UNKNOWN_PARTY,
+                timelock=t2,
+                deadline=get.deadline_of(t2),
+                finality_depth=cfg.finality_depth[request.get.chain],
+            ),
+        )
+        swap_id = uuid.uuid4().hex
+        try:
+            state = swap.new_swap(swap_id, Role.INITIATOR, terms, now, secret=secret, policy=cfg.policy)
+        except swap.UnsafeTerms as exc:
+            raise CaptureError(str(exc), field="policy") from None
+        offer = self._key.sign(
+            {
+                "type": "settlerd.offer",
+                "version": documents.DOCUMENT_VERSION,
+                "swap_id": swap_id,
+                "created_at": now.isoformat(),
+                "initiator": {"node_id": cfg.node_id, "node_key": self._key.public_hex},
+                "terms": codec.terms_to_json(terms),
+            }
+        )
+        await engine.add(LiveSwap(state, request.counterparty), terms, extra={"offer": offer})
+        return offer
+
+    async def accept_offer(self, document: Any) -> dict[str, Any]:
+        engine, cfg = self._engine, self._settings
+        offer = documents.parse_offer(document)
+        self._check_counterparty(offer.initiator.node_id, offer.initiator.node_key, "initiator")
+        if await engine.store.get_swap(offer.swap_id) is not None:
+            raise CaptureError(f"swap {offer.swap_id} is already known here", field="swap_id", status=409)
+        try:
+            offered = codec.terms_from_json(offer.terms.model_dump())
+        except ValueError as exc:
+            raise DocumentError("terms", str(exc)) from None
+        for number, leg, party in (
+            (1, offered.leg1, offered.leg1.recipient),
+            (2, offered.leg2, offered.leg2.sender),
+        ):
+            if party != UNKNOWN_PARTY:
+                raise DocumentError(f"terms.leg{number}", "the participant's address must be left empty")
+            self._adapter_for(leg.chain, f"terms.leg{number}.chain")
+        hashlock = offered.hashlock
+        leg1_adapter = self._adapter_for(offered.leg1.chain, "terms.leg1.chain")
+        leg2_adapter = self._adapter_for(offered.leg2.chain, "terms.leg2.chain")
+        terms = SwapTerms(
+            replace(self._local(offered.leg1, leg1_adapter), recipient=leg1_adapter.party(hashlock)),
+            replace(self._local(offered.leg2, leg2_adapter), sender=leg2_adapter.party(hashlock)),
+        )
+        now = engine.clock()
+        try:
+            state = swap.new_swap(offer.swap_id, Role.PARTICIPANT, terms, now, policy=cfg.policy)
+        except swap.UnsafeTerms as exc:
+            raise CaptureError(str(exc), field="terms") from None
+        acceptance = self._key.sign(
+            {
+                "type": "settlerd.acceptance",
+                "version": documents.DOCUMENT_VERSION,
+                "swap_id": offer.swap_id,
+                "offer_digest": documents.digest(document),
+                "participant": {"node_id": cfg.node_id, "node_key": self._key.public_hex},
+                "leg1_recipient": terms.leg1.recipient,
+                "leg2_sender": terms.leg2.sender,
+            }
+        )
+        live = LiveSwap(state, offer.initiator.node_id)
+        await engine.add(live, terms, extra={"offer": document, "acceptance": acceptance})
+        await engine.apply(offer.swap_id, swap.AcceptanceRegistered(now, terms))
+        return acceptance
+
+    def _local(self, leg: LegTerms, adapter: Any) -> LegTerms:
+        """The offered leg as this daemon relies on it: its own deadline and at least its own depth."""
+        depth = max(leg.finality_depth, self._settings.finality_depth[leg.chain])
+        return replace(leg, deadline=adapter.deadline_of(leg.timelock), finality_depth=depth)
+
+    async def register_acceptance(self, swap_id: str, document: Any) -> swap.SwapState:
+        engine = self._engine
+        row = await engine.store.get_swap(swap_id)
+        if row is None:
+            raise CaptureError(f"no swap {swap_id}", status=404)
+        if row.role != Role.INITIATOR.value:
+            raise CaptureError(
+                f"swap {swap_id} was accepted here; only its initiator registers an acceptance", status=409
+            )
+        acceptance = documents.parse_acceptance(document)
+        if acceptance.swap_id != swap_id:
+            raise DocumentError("swap_id", f"the acceptance is for swap {acceptance.swap_id}, not {swap_id}")
+        if acceptance.offer_digest != documents.digest(row.terms["offer"]):
+            raise DocumentError("offer_digest", "does not match the offer this daemon made")
+        if acceptance.participant.node_id != row.counterparty:
+            raise DocumentError(
+                "participant.node_id",
+                f"the offer was made to {row.counterparty!r}, not {acceptance.participant.node_id!r}",
+            )
+        self._check_counterparty(
+            acceptance.participant.node_id, acceptance.participant.node_key, "participant"
+        )
+        try:
+            live = engine.live(swap_id)
+        except UnknownSwap:
+            raise CaptureError(f"swap {swap_id} has ended ({row.status})", status=409) from None
+        offered = live.state.terms
+        terms = SwapTerms(
+            replace(offered.leg1, recipient=acceptance.leg1_recipient),
+            replace(offered.leg2, sender=acceptance.leg2_sender),
+        )
+        try:
+            await engine.apply(swap_id, swap.AcceptanceRegistered(engine.clock(), terms))
+        except swap.SwapError as exc:
+            raise CaptureError(str(exc), status=409) from None
+        return engine.live(swap_id).state if swap_id in engine.live_ids() else live.state
+
+    async def cancel(self, swap_id: str, reason: str) -> None:
+        try:
+            await self._engine.apply(swap_id, swap.CancelRequested(self._engine.clock(), reason))
+        except UnknownSwap:
+            raise CaptureError(f"no live swap {swap_id}", status=404) from None
+        except swap.SwapError as exc:
+            raise CaptureError(str(exc), status=409) from None
+
+
+__all__ = ["Capture", "CaptureError", "CaptureSettings", "DocumentError", "Leg", "LegRequest", "OfferRequest"]

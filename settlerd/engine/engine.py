@@ -1,0 +1,254 @@
+"""The engine: drives every live swap through the state machine and carries out what it asks.
+
+Each input (a chain event, a timer tick, a trade-capture request, the result of an action) is one
+``step``; the new state and its event are written in one transaction (S6) before any action runs, and
+every signed transaction is journaled before it is broadcast (S4). Actions that could not finish are
+found again from the state on the next tick, so a failed broadcast or a crash is retried, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from settlerd import swap
+from settlerd.adapters import ChainAdapter, ChainEvent, ChainEventKind
+from settlerd.store import Store
+from settlerd.swap import Leg, Spend, SwapState
+
+from . import records
+from .executor import Executor
+from .records import LiveSwap
+from .risk import Limits, RiskCheck
+
+log = logging.getLogger("settlerd.engine")
+
+# How often deadlines are re-evaluated and unfinished actions retried without a chain event.
+DEFAULT_TICK = timedelta(seconds=5)
+
+_UNDONE = {
+    ChainEventKind.LOCKED: Spend.LOCK,
+    ChainEventKind.CLAIMED: Spend.CLAIM,
+    ChainEventKind.REFUNDED: Spend.REFUND,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnknownSwap(LookupError):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, ChainAdapter],
+        *,
+        limits: Limits | None = None,
+        tick: timedelta = DEFAULT_TICK,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.adapters = dict(adapters)
+        self.clock = clock
+        self._tick = tick
+        self._live: dict[str, LiveSwap] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
+        self.changed = asyncio.Event()  # set after every logged change: wakes the publishers
+        self.executor = Executor(self, RiskCheck(self, limits))
+
+    # Reading
+
+    def live(self, swap_id: str) -> LiveSwap:
+        try:
+            return self._live[swap_id]
+        except KeyError:
+            raise UnknownSwap(f"no live swap {swap_id}") from None
+
+    def live_ids(self) -> list[str]:
+        return list(self._live)
+
+    # Start-up
+
+    async def resume(self) -> int:
+        """Rebuild every live swap from the log, watch its legs again and retry what was unfinished."""
+        rows = await self.store.live_swaps(terminal=[s.value for s in swap.TERMINAL])
+        for row in rows:
+            secret = await self.store.get_secret(row.id)
+            events = await self.store.events(swap_id=row.id, limit=None)
+            live = records.rebuild(row, secret, events)
+            self._adopt(live)
+        for swap_id in list(self._live):
+            await self.executor.retry(swap_id)
+        return len(rows)
+
+    def _adopt(self, live: LiveSwap) -> None:
+        state = live.state
+        self._live[state.swap_id] = live
+        self._locks.setdefault(state.swap_id, asyncio.Lock())
+        if state.accepted:
+            for leg in (Leg.ONE, Leg.TWO):
+                self._watch(state, leg)
+
+    def _watch(self, state: SwapState, leg: Leg) -> None:
+        terms = state.terms.leg(leg)
+        targets = self._index.setdefault((terms.chain, terms.hashlock), [])
+        if (state.swap_id, leg) not in targets:
+            targets.append((state.swap_id, leg))
+        self.adapters[terms.chain].watch(records.htlc_terms(state, leg))
+
+    def _unwatch(self, state: SwapState, leg: Leg) -> None:
+        terms = state.terms.leg(leg)
+        key = (terms.chain, terms.hashlock)
+        targets = [t for t in self._index.get(key, []) if t != (state.swap_id, leg)]
+        if targets:
+            self._index[key] = targets
+        else:
+            self._index.pop(key, None)
+            self.adapters[terms.chain].unwatch(terms.hashlock)
+
+    # Creating swaps (trade capture calls these)
+
+    async def add(self, live: LiveSwap, initial: swap.SwapTerms, *, extra: Mapping[str, Any]) -> None:
+        """Persist a new swap in ``offered`` with its creation event; ``extra`` keeps its documents."""
+        state = live.state
+        async with self.store.write() as tx:
+            await tx.insert_swap(
+                swap_id=state.swap_id,
+                role=state.role.value,
+                status=state.status.value,
+                counterparty=live.counterparty,
+                terms={**records.swap_document(state, initial), **extra},
+                secret=state.secret,
+                now=state.now,
+            )
+            for row in records.leg_rows(live):
+                await tx.upsert_leg(row)
+            await tx.append_event(state.swap_id, "created", state.status.value, records.created_payload(live))
+        self._adopt(live)
+        self.changed.set()
+
+    # Stepping
+
+    async def apply(self, swap_id: str, event: swap.Event, *, txid: str | None = None) -> swap.Step:
+        """Step one swap; persist the new state with its event, then carry out the actions."""
+        live = self.live(swap_id)
+        async with self._locks[swap_id]:
+            result = swap.step(live.state, event)
+            if result.state == live.state and not result.actions:
+                return result
+            async with self.store.write() as tx:
+                before = dict(live.txids)
+                live.note_txid(event, txid)
+                try:
+                    await tx.update_swap(swap_id, status=result.state.status.value)
+                    candidate = LiveSwap(result.state, live.counterparty, live.txids)
+                    for row in records.leg_rows(candidate):
+                        await tx.upsert_leg(row)
+                    await tx.append_event(
+                        swap_id,
+                        event.kind.value,
+                        result.state.status.value,
+                        records.log_payload(event, result, txid),
+                    )
+                except BaseException:
+                    live.txids = before
+                    raise
+            live.state = result.state
+        self.changed.set()
+        if result.change is not None:
+            log.info(
+                "swap %s: %s -> %s on %s%s",
+                swap_id,
+                result.change.source,
+                result.change.target,
+                event.kind,
+                " (reorg)" if result.change.reorg else "",
+                extra={"swap_id": swap_id},
+            )
+        await self._act(live, result.actions)
+        if swap.is_terminal(live.state.status):
+            self._live.pop(swap_id, None)
+        return result
+
+    async def _act(self, live: LiveSwap, actions: tuple[swap.Action, ...]) -> None:
+        for action in actions:
+            match action:
+                case swap.Watch(leg=leg):
+                    self._watch(live.state, leg)
+                case swap.Unwatch(leg=leg):
+                    self._unwatch(live.state, leg)
+                case swap.Alert(code=code, message=message):
+                    log.warning("%s (%s)", message, code, extra={"swap_id": live.state.swap_id})
+                case _:
+                    await self.executor.start(live.state.swap_id, action)
+
+    # Chain events and ticks
+
+    async def on_chain_event(self, event: ChainEvent) -> None:
+        if event.kind is ChainEventKind.TIP or event.hashlock is None or event.htlc_id is None:
+            return
+        for swap_id, leg in list(self._index.get((event.chain, event.hashlock), [])):
+            if swap_id not in self._live:
+                continue
+            translated = self._translate(event, leg)
+            if translated is not None:
+                await self.apply(swap_id, translated, txid=event.txid)
+
+    def _translate(self, event: ChainEvent, leg: Leg) -> swap.Event | None:
+        at, htlc_id = self.clock(), event.htlc_id
+        assert htlc_id is not None
+        match event.kind:
+            case ChainEventKind.LOCKED if event.found is not None:
+                found = swap.terms.FoundHtlc(
+                    chain=event.chain,
+                    asset=event.found.asset,
+                    amount=event.amount if event.amount is not None else event.found.amount,
+                    hashlock=event.found.hashlock,
+                    recipient=event.found.recipient,
+                    timelock=event.found.timelock,
+                )
+                return swap.LockSeen(at, leg, htlc_id, found, event.confirmations)
+            case ChainEventKind.CLAIMED if event.preimage is not None:
+                return swap.ClaimSeen(at, leg, htlc_id, event.txid or "", event.preimage, event.confirmations)
+            case ChainEventKind.REFUNDED:
+                return swap.RefundSeen(at, leg, htlc_id, event.txid or "", event.confirmations)
+            case ChainEventKind.REORGED if event.undoes in _UNDONE:
+                assert event.undoes is not None
+                return swap.Reorged(at, leg, htlc_id, _UNDONE[event.undoes])
+        log.warning(
+            "chain %s: %s event for HTLC %s lacks what the engine needs", event.chain, event.kind, htlc_id
+        )
+        return None
+
+    async def tick(self) -> None:
+        """Re-evaluate deadlines of every live swap and retry unfinished actions."""
+        now = self.clock()
+        for swap_id in list(self._live):
+            if swap_id in self._live:
+                await self.apply(swap_id, swap.Tick(now))
+            if swap_id in self._live:
+                await self.executor.retry(swap_id)
+
+    async def _follow(self, adapter: ChainAdapter) -> None:
+        async for event in adapter.events():
+            await self.on_chain_event(event)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick.total_seconds())
+            await self.tick()
+
+    async def run(self) -> None:
+        """Follow every chain and tick, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for name, adapter in self.adapters.items():
+                tasks.create_task(self._follow(adapter), name=f"engine-follow-{name}")
+            tasks.create_task(self._ticker(), name="engine-ticker")
