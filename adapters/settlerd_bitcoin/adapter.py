@@ -58,7 +58,8 @@ class BitcoinAdapter:
         )
         self._task: asyncio.Task[None] | None = None
         self._bumps: dict[str, dict[str, Any]] = {}
-        self._tip_changed = asyncio.Event()
+        self._tip_moved = asyncio.Condition()
+        self._maintained_tip = -1
 
     def __repr__(self) -> str:
         return f"BitcoinAdapter(name={self.name!r}, node={self.settings.rpc_url!r})"
@@ -93,9 +94,15 @@ class BitcoinAdapter:
 
     async def _run(self) -> None:
         try:
+            moved = True  # the first pass rebroadcasts what the journal holds, as after any restart
             while True:
-                if await self.scanner.sync():
+                moved = await self.scanner.sync() or moved
+                if moved:
                     await self.maintain()
+                    async with self._tip_moved:
+                        self._maintained_tip = self.tip
+                        self._tip_moved.notify_all()
+                    moved = False
                 if self.scanner.has_unspent_fundings():
                     await self.scanner.poll_mempool()
                 await asyncio.sleep(self.settings.poll_interval)
@@ -118,6 +125,11 @@ class BitcoinAdapter:
     @property
     def tip(self) -> int:
         return self.scanner.tip
+
+    async def wait_for_tip(self, height: int) -> None:
+        """Return once the block at ``height`` was read and what was due then was rebroadcast or bumped."""
+        async with self._tip_moved:
+            await self._tip_moved.wait_for(lambda: self._maintained_tip >= height)
 
     def _fast_interval(self) -> float:
         return self.settings.block_interval * FAST_BLOCKS_FACTOR
@@ -260,13 +272,18 @@ class BitcoinAdapter:
             except RpcError as exc:
                 log.info("%s: rebroadcast of %s %s refused: %s", self.name, tx.purpose, current.txid, exc)
 
+    def replacement_of(self, txid: str) -> str | None:
+        """The txid of the latest fee-bump replacement of journalled transaction ``txid``, if any."""
+        latest = self._bumps.get(txid)
+        return parse_tx(bytes.fromhex(latest["raw"])).txid if latest else None
+
     async def _bumped(self, original: SignedTx) -> SignedTx:
         latest = self._bumps.get(original.txid)
         raw = bytes.fromhex(latest["raw"]) if latest else original.raw
         rate = float(latest["fee_rate"]) if latest else float(original.meta["fee_rate"])
         tx = parse_tx(raw)
         spent = self.scanner.fundings.get(str(tx.inputs[0].prevout))
-        if spent is not None and spent.spend is not None:
+        if spent is not None and spent.spend is not None and spent.spend.height > 0:
             return SignedTx(self.name, tx.txid, raw, original.purpose, meta=original.meta)
         htlc = parse_htlc(tx.inputs[0].witness[2])
         cap = self.settings.fees.cap

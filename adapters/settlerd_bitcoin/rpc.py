@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -42,6 +43,11 @@ class NodeAuthRefused(PermissionError):
     """The node refused our credentials (HTTP 401/403)."""
 
 
+def _basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def read_cookie(path: Path) -> tuple[str, str]:
     user, _, password = path.read_text().strip().partition(":")
     return user, password
@@ -71,19 +77,19 @@ class RpcClient:
     def __repr__(self) -> str:
         return f"RpcClient({self.url!r})"
 
-    def _auth(self) -> aiohttp.BasicAuth | None:
+    def _auth(self) -> dict[str, str]:
         if self._cookie_file is not None:
             # bitcoind rewrites the cookie on every start, so read it per connection attempt.
             try:
-                return aiohttp.BasicAuth(*read_cookie(self._cookie_file))
+                return _basic_auth(*read_cookie(self._cookie_file))
             except OSError as exc:
                 raise NodeAuthRefused(
                     f"cannot read the RPC cookie {self._cookie_file} for {self.url}: {exc}; "
                     "check the adapter's rpc_cookie_file setting and that settlerd may read it"
                 ) from None
         if self._user is not None:
-            return aiohttp.BasicAuth(self._user, self._password or "")
-        return None
+            return _basic_auth(self._user, self._password or "")
+        return {}
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -131,7 +137,7 @@ class RpcClient:
         body = {"jsonrpc": "1.0", "id": next(self._ids), "method": method, "params": list(params)}
         async with (
             self._semaphore,
-            self._session_now().post(self.url, json=body, auth=self._auth()) as resp,
+            self._session_now().post(self.url, json=body, headers=self._auth()) as resp,
         ):
             if resp.status in (401, 403):
                 raise NodeAuthRefused(

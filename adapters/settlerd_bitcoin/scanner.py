@@ -18,7 +18,7 @@ from typing import Any
 
 from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
 
-from .htlc import Htlc, sha256
+from .htlc import Htlc, parse_htlc, sha256
 from .rpc import RpcClient, RpcError
 from .txbuild import OutPoint
 from .wallet import Utxo, Wallet
@@ -143,7 +143,10 @@ class Scanner:
         self.htlcs: dict[bytes, Htlc] = {}  # watched scriptPubKey -> HTLC
         self.fundings: dict[str, Funding] = {}  # outpoint -> funding of a watched HTLC
         self.maturing: set[str] = set()  # fundings whose depth or spend depth is still reported
-        self.mempool_seen: set[str] = set()
+        # Inputs of the mempool's transactions, so a spend seen before its HTLC's funding was mined (or
+        # before that block was read) is matched the moment the funding is recorded.
+        self.mempool_txs: dict[str, list[str]] = {}  # txid -> outpoints it spends
+        self.mempool_spends: dict[str, tuple[str, list[str]]] = {}  # outpoint -> (txid, witness)
 
     # index
 
@@ -181,6 +184,11 @@ class Scanner:
         state = json.loads(raw)
         self.tip = state["tip"]
         self.hashes = {int(h): v for h, v in state["hashes"].items()}
+        # The index is restored before any block is read, so nothing mined while the daemon was down
+        # (or between its last save and a crash) is missed for want of the engine's watch() calls.
+        for script in state["htlcs"]:
+            htlc = parse_htlc(bytes.fromhex(script))
+            self.htlcs[htlc.script_pubkey] = htlc
         self.fundings = {f["outpoint"]: Funding.from_json(f) for f in state["fundings"]}
         self.maturing = set(state["maturing"]) & set(self.fundings)
         self.wallet.load_json(state["wallet"])
@@ -189,6 +197,7 @@ class Scanner:
         state = {
             "tip": self.tip,
             "hashes": self.hashes,
+            "htlcs": [h.witness_script.hex() for h in self.htlcs.values()],
             "fundings": [f.to_json() for f in self.fundings.values()],
             "maturing": sorted(self.maturing),
             "wallet": self.wallet.to_json(),
@@ -257,7 +266,9 @@ class Scanner:
                 u.spent_height = None
         self.hashes = {h: v for h, v in self.hashes.items() if h <= fork}
         self.tip = fork
-        self.mempool_seen.clear()  # disconnected transactions return to the mempool under the same txids
+        # Disconnected transactions return to the mempool under the same txids: look at them again.
+        self.mempool_txs.clear()
+        self.mempool_spends.clear()
 
     def _emit_reorg(self, f: Funding, undone: ChainEventKind, txid: str, fork: int) -> None:
         self.emit(
@@ -312,10 +323,12 @@ class Scanner:
             op = f"{txid}:{vout['n']}"
             htlc = self.htlcs.get(spk)
             if htlc is not None and op not in self.fundings:
-                self.fundings[op] = Funding(
-                    op, spk, htlc.hashlock, sats(vout["value"]), height, block_hash, block_time
-                )
+                funding = Funding(op, spk, htlc.hashlock, sats(vout["value"]), height, block_hash, block_time)
+                self.fundings[op] = funding
                 self.maturing.add(op)
+                pending = self.mempool_spends.get(op)
+                if pending is not None:
+                    self._record_spend(funding, pending[0], pending[1], 0, None)
             path = self.wallet.scripts.get(spk)
             if path is not None:
                 self.wallet.utxos[op] = Utxo(
@@ -383,22 +396,31 @@ class Scanner:
 
     async def poll_mempool(self) -> None:
         """Look at new mempool transactions for spends of watched HTLCs: a claim reveals the preimage."""
-        txids = await self.rpc.call("getrawmempool")
-        for txid in txids:
-            if txid in self.mempool_seen:
-                continue
+        current = set(await self.rpc.call("getrawmempool"))
+        for gone in set(self.mempool_txs) - current:
+            for op in self.mempool_txs.pop(gone):
+                if self.mempool_spends.get(op, ("",))[0] == gone:
+                    del self.mempool_spends[op]
+        for txid in current - set(self.mempool_txs):
             try:
                 tx = await self.rpc.call("getrawtransaction", txid, True)
             except RpcError as exc:
                 if exc.code == RPC_INVALID_ADDRESS_OR_KEY:
                     continue
                 raise
+            spent = []
             for vin in tx["vin"]:
-                funding = self.fundings.get(f"{vin.get('txid')}:{vin.get('vout')}")
+                if "coinbase" in vin:
+                    continue
+                op = f"{vin['txid']}:{vin['vout']}"
+                witness = vin.get("txinwitness", [])
+                spent.append(op)
+                self.mempool_spends[op] = (txid, witness)
+                funding = self.fundings.get(op)
                 if funding is not None and funding.spend is None:
-                    self._record_spend(funding, txid, vin.get("txinwitness", []), 0, None)
+                    self._record_spend(funding, txid, witness, 0, None)
                     self._report(funding)
-        self.mempool_seen = set(txids)
+            self.mempool_txs[txid] = spent
 
 
 def _time(ts: int) -> datetime:

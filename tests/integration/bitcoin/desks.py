@@ -1,0 +1,119 @@
+"""Two desks on one regtest node: each a BitcoinAdapter with its own seed and its own SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from settlerd_bitcoin import BitcoinAdapter, factory
+from settlerd_bitcoin.htlc import sha256
+
+from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms, SignedTx
+from settlerd.store import Store
+from tests.fixtures.timeouts import TIMEOUT_FACTOR
+
+WAIT_S = 30 * TIMEOUT_FACTOR  # an event the scanner should report within a few polls
+POLL_S = 0.05  # the adapter's poll interval in tests: a regtest block appears the moment it is mined
+
+
+@dataclass
+class Desk:
+    name: str
+    node: Any
+    db: Path
+    seed: bytes
+    birthday: int
+    store: Store | None = None
+    adapter: BitcoinAdapter | None = None
+    _events: AsyncIterator[ChainEvent] | None = field(default=None, repr=False)
+    _backlog: list[ChainEvent] = field(default_factory=list, repr=False)
+
+    @property
+    def a(self) -> BitcoinAdapter:
+        assert self.adapter is not None
+        return self.adapter
+
+    async def start(self) -> None:
+        self.store = await Store.open(f"sqlite:///{self.db}")
+        settings = {
+            "rpc_url": self.node.rpc_url,
+            "rpc_user": self.node.rpc_user,
+            "rpc_password": self.node.rpc_password,
+            "network": "regtest",
+            "seed": self.seed.hex(),
+            "birthday_height": self.birthday,
+            "finality_depth": 3,
+            "poll_interval": POLL_S,
+            "fee_floor": 2.0,
+            "fee_cap": 50.0,
+        }
+        self.adapter = factory(settings, self.store)
+        await self.adapter.start()
+        self._events = aiter(self.adapter.events())
+
+    async def stop(self) -> None:
+        if self.adapter is not None:
+            await self.adapter.close()
+        if self.store is not None:
+            await self.store.close()
+        self.adapter = self.store = self._events = None
+        self._backlog.clear()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def expect(
+        self, kind: ChainEventKind, hashlock: bytes, where: Callable[[ChainEvent], bool] = lambda e: True
+    ) -> ChainEvent:
+        """The first event of ``kind`` for ``hashlock`` satisfying ``where``, in the order they came.
+
+        Events that do not match stay in a backlog for later calls (another swap's events, say).
+        """
+        assert self._events is not None
+
+        def matches(event: ChainEvent) -> bool:
+            return event.kind is kind and event.hashlock == hashlock and where(event)
+
+        for i, event in enumerate(self._backlog):
+            if matches(event):
+                return self._backlog.pop(i)
+        async with asyncio.timeout(WAIT_S):
+            async for event in self._events:
+                if matches(event):
+                    return event
+                self._backlog.append(event)
+        raise AssertionError("event stream ended")
+
+    async def synced(self) -> None:
+        height = await self.node.rpc("getblockcount")
+        async with asyncio.timeout(WAIT_S):
+            await self.a.wait_for_tip(height)
+
+    async def persist_and_broadcast(self, tx: SignedTx) -> str:
+        """The engine's write-ahead: journal the signed transaction, then broadcast it (S4)."""
+        assert self.store is not None
+        async with self.store.write() as w:
+            await w.record_signed_tx(tx)
+        return await self.a.broadcast(tx)
+
+
+def new_secret() -> tuple[bytes, bytes]:
+    secret = os.urandom(32)
+    return secret, sha256(secret)
+
+
+def terms_between(sender: Desk, recipient: Desk, hashlock: bytes, amount: int, blocks: int) -> HtlcTerms:
+    return HtlcTerms(
+        chain="bitcoin",
+        asset="BTC",
+        amount=amount,
+        hashlock=hashlock,
+        recipient=recipient.a.swap_pubkey(hashlock),
+        sender=sender.a.swap_pubkey(hashlock),
+        timelock=sender.a.tip + blocks,
+    )
