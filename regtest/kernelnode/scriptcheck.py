@@ -1,8 +1,8 @@
 """Input script verification with the kernel's interpreter (consensus flags, all of them).
 
 The kernel's C API answers only valid/invalid. bitcoind's reject reason names the script error, so the
-error text is derived: a re-run without the timelock flags tells a locktime failure; witness program
-shape checks tell the witness errors; anything else is what a failed signature check gives under
+error text is derived: witness program shape checks, then a replay of segwit v0 scripts (scripttrace),
+then a re-run without the timelock flags; failing all that, what a failed signature check gives under
 consensus flags (a false top stack element).
 """
 
@@ -15,6 +15,7 @@ from pbk.script import PrecomputedTransactionData
 
 from .codec import Tx
 from .script import witness_program
+from .scripttrace import witness_v0_error
 
 ALL_FLAGS = pbk.ScriptVerificationFlags.ALL
 TIMELOCK_FLAGS = (
@@ -25,24 +26,20 @@ ERR_EVAL_FALSE = "Script evaluated without error but finished with a false/empty
 ERR_LOCKTIME = "Locktime requirement not satisfied"
 ERR_WITNESS_EMPTY = "Witness program was passed an empty witness"
 ERR_WITNESS_MISMATCH = "Witness program hash mismatch"
-ERR_EQUALVERIFY = "Script failed an OP_EQUALVERIFY operation"
 ERR_WITNESS_UNEXPECTED = "Witness provided for non-witness script"
 
 
-def _hash160(data: bytes) -> bytes:
-    return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
-
-
-def _explain(tx: Tx, index: int, spk: bytes) -> str:
+def _explain(tx: Tx, index: int, spk: bytes, amount: int) -> str | None:
+    """The script error bitcoind would name, or None when it cannot be told here."""
     txin = tx.vin[index]
     wp = witness_program(spk)
     if wp is None:
         if txin.witness and not (len(spk) == 23 and spk[0] == 0xA9):
             return ERR_WITNESS_UNEXPECTED
-        return ERR_EVAL_FALSE
+        return None
     version, program = wp
     if version != 0:
-        return ERR_EVAL_FALSE
+        return None
     if not txin.witness:
         return ERR_WITNESS_EMPTY
     if len(program) == 32 and hashlib.sha256(txin.witness[-1]).digest() != program:
@@ -50,9 +47,9 @@ def _explain(tx: Tx, index: int, spk: bytes) -> str:
     if len(program) == 20:
         if len(txin.witness) != 2:
             return ERR_WITNESS_MISMATCH
-        if _hash160(txin.witness[1]) != program:
-            return ERR_EQUALVERIFY
-    return ERR_EVAL_FALSE
+        script = b"\x76\xa9\x14" + program + b"\x88\xac"
+        return witness_v0_error(tx, index, script, txin.witness, amount)
+    return witness_v0_error(tx, index, txin.witness[-1], txin.witness[:-1], amount)
 
 
 def verify_inputs(tx: Tx, spent: list[tuple[int, bytes]]) -> str | None:
@@ -64,9 +61,12 @@ def verify_inputs(tx: Tx, spent: list[tuple[int, bytes]]) -> str | None:
         script = pbk.ScriptPubkey(spk)
         if _verify(script, value, ktx, txdata, i, ALL_FLAGS):
             continue
+        explained = _explain(tx, i, spk, value)
+        if explained is not None:
+            return explained
         if _verify(script, value, ktx, txdata, i, ALL_FLAGS & ~TIMELOCK_FLAGS):
             return ERR_LOCKTIME
-        return _explain(tx, i, spk)
+        return ERR_EVAL_FALSE
     return None
 
 

@@ -7,17 +7,16 @@ an address from the node's mature coinbase outputs mined to a known key.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import coincurve
 
-from .codec import OutPoint, Tx, TxIn, TxOut, hex_hash, ser_bytes, sha256d
+from .codec import OutPoint, Tx, TxIn, TxOut, hex_hash
 from .script import script_for_address, segwit_address
+from .sighash import SIGHASH_ALL, bip143_sighash
 
-SIGHASH_ALL = 0x01
 COINBASE_MATURITY = 100
 DEFAULT_FEERATE = 2  # sat/vB, above bitcoind's 1 sat/vB relay minimum
 P2WPKH_INPUT_VBYTES = 68  # outpoint, sequence, empty scriptSig and the discounted witness
@@ -59,27 +58,6 @@ def p2wsh_spk(witness_script: bytes) -> bytes:
 
 def p2pkh_script_code(pubkey: bytes) -> bytes:
     return b"\x76\xa9\x14" + hash160(pubkey) + b"\x88\xac"
-
-
-def bip143_sighash(tx: Tx, index: int, script_code: bytes, amount: int, sighash: int = SIGHASH_ALL) -> bytes:
-    prevouts = b"".join(i.prevout.txid + struct.pack("<I", i.prevout.vout) for i in tx.vin)
-    sequences = b"".join(struct.pack("<I", i.sequence) for i in tx.vin)
-    outputs = b"".join(struct.pack("<q", o.value) + ser_bytes(o.script_pubkey) for o in tx.vout)
-    txin = tx.vin[index]
-    preimage = (
-        struct.pack("<i", tx.version)
-        + sha256d(prevouts)
-        + sha256d(sequences)
-        + txin.prevout.txid
-        + struct.pack("<I", txin.prevout.vout)
-        + ser_bytes(script_code)
-        + struct.pack("<q", amount)
-        + struct.pack("<I", txin.sequence)
-        + sha256d(outputs)
-        + struct.pack("<I", tx.locktime)
-        + struct.pack("<I", sighash)
-    )
-    return sha256d(preimage)
 
 
 def sign_p2wpkh(tx: Tx, index: int, key: Key, amount: int) -> None:

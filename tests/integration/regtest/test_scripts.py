@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
-from kernelnode.testwallet import Key, p2wsh_spk
+from kernelnode.script import push_int
+from kernelnode.testwallet import Key, p2wsh_spk, set_witness, sign_p2wsh
 
 from tests.fixtures.bitcoin_node import BitcoinNode, BitcoinRpcError
 from tests.integration.regtest.helpers import (
@@ -100,5 +104,48 @@ async def test_cltv_spend_before_its_height_is_rejected(bitcoin_node: BitcoinNod
 
     await bitcoin_node.mine(lock_height - await bitcoin_node.rpc("getblockcount"))
     txid = await bitcoin_node.rpc("sendrawtransaction", early.serialize().hex())
+    await bitcoin_node.mine(1)
+    assert await _mined_in_tip(bitcoin_node, txid)
+
+
+def _htlc(hashlock: bytes, claim: Key, refund: Key, timelock: int) -> bytes:
+    return (
+        b"\x82\x01\x20\x88\xa8\x20"  # OP_SIZE 32 OP_EQUALVERIFY OP_SHA256 <32 bytes>
+        + hashlock
+        + b"\x87\x63\x21"  # OP_EQUAL OP_IF <33 bytes>
+        + claim.pubkey
+        + b"\x67"  # OP_ELSE
+        + push_int(timelock)
+        + b"\xb1\x75\x21"  # OP_CHECKLOCKTIMEVERIFY OP_DROP <33 bytes>
+        + refund.pubkey
+        + b"\x68\xac"  # OP_ENDIF OP_CHECKSIG
+    )
+
+
+async def test_htlc_claim_failures_name_bitcoinds_script_errors(bitcoin_node: BitcoinNode) -> None:
+    claim, refund = Key.from_seed("htlc claimer"), Key.from_seed("htlc refunder")
+    secret = os.urandom(32)
+    script = _htlc(
+        hashlib.sha256(secret).digest(), claim, refund, await bitcoin_node.rpc("getblockcount") + 50
+    )
+    outpoint = await funded(bitcoin_node, p2wsh_spk(script), VALUE)
+
+    async def attempt(preimage: bytes, signer: Key) -> str:
+        tx = spend(outpoint, VALUE, claim.p2wpkh_spk)
+        set_witness(tx, 0, [sign_p2wsh(tx, 0, signer, script, VALUE), preimage, script])
+        [verdict] = await bitcoin_node.rpc("testmempoolaccept", [tx.serialize().hex()])
+        if verdict["allowed"]:
+            return str(await bitcoin_node.rpc("sendrawtransaction", tx.serialize().hex()))
+        assert verdict["reject-reason"].startswith("mandatory-script-verify-flag-failed")
+        return str(verdict["reject-reason"])
+
+    prefix = "mandatory-script-verify-flag-failed "
+    # A wrong 32-byte preimage falls into the refund branch, whose CLTV fails first.
+    assert await attempt(os.urandom(32), claim) == prefix + "(Locktime requirement not satisfied)"
+    assert await attempt(secret + b"\x00", claim) == prefix + "(Script failed an OP_EQUALVERIFY operation)"
+    assert await attempt(secret, refund) == prefix + (
+        "(Script evaluated without error but finished with a false/empty top stack element)"
+    )
+    txid = await attempt(secret, claim)
     await bitcoin_node.mine(1)
     assert await _mined_in_tip(bitcoin_node, txid)
