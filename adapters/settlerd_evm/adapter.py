@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -67,11 +68,25 @@ class EvmSettings:
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> EvmSettings:
+        """From a ``[chains.<name>]`` table: ``name`` is the chain's name, and the key may be given as
+        ``private_key_file`` (the daemon resolves credential names to paths) instead of in clear."""
+        values = dict(settings)
+        if "name" in values:
+            values["chain"] = values.pop("name")
+        if "private_key_file" in values:
+            path = Path(values.pop("private_key_file"))
+            try:
+                values["private_key"] = path.read_text().strip()
+            except OSError as exc:
+                raise AdapterConfigError(f"private_key_file {path}: {exc.strerror or exc}") from None
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(settings) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise AdapterConfigError(f"unknown evm settings {unknown}; known: {sorted(known)}")
-        return cls(**settings)
+        missing = sorted(k for k in ("rpc_url", "contract", "private_key") if k not in values)
+        if missing:
+            raise AdapterConfigError(f"the evm adapter needs {', '.join(missing)} (or private_key_file)")
+        return cls(**values)
 
     def fee_policy(self) -> fees.FeePolicy:
         return fees.FeePolicy(int(self.max_fee_gwei * fees.GWEI), int(self.priority_fee_gwei * fees.GWEI))
@@ -141,6 +156,19 @@ class EvmAdapter:
 
     def deadline_of(self, timelock: int) -> datetime:
         return datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC)
+
+    # identity and funds
+
+    def party(self, hashlock: bytes) -> str:
+        """One account signs every swap: the contract tells swaps apart by hashlock and sender."""
+        return self.address
+
+    async def spendable(self, asset: str) -> int:
+        token = c.token_address(asset)
+        if token == c.ZERO_ADDRESS:
+            return int(await self.w3.eth.get_balance(self.address))
+        raw = await self.w3.eth.call({"to": token, "data": c.balance_of(self.address)})
+        return int.from_bytes(bytes(raw)[:32], "big")
 
     # scanning
 

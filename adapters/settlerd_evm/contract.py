@@ -71,6 +71,10 @@ def allowance(owner: str, spender: str) -> bytes:
     return selector("allowance(address,address)") + encode(["address", "address"], [owner, spender])
 
 
+def balance_of(owner: str) -> bytes:
+    return selector("balanceOf(address)") + encode(["address"], [owner])
+
+
 @dataclass(frozen=True, slots=True)
 class LockedLog:
     hashlock: bytes

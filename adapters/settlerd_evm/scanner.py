@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
@@ -197,9 +197,10 @@ class Scanner:
                 if terms is None or not _matches(decoded, terms):
                     continue
                 self._ids[decoded.id] = decoded.hashlock
+                found = replace(terms, amount=decoded.amount, timelock=decoded.timelock)
                 event = ChainEvent(
                     ChainEventKind.LOCKED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
-                    amount=decoded.amount, **base,
+                    amount=decoded.amount, found=found, **base,
                 )  # fmt: skip
             elif isinstance(decoded, c.ClaimedLog):
                 if decoded.id not in self._ids:

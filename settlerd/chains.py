@@ -1,0 +1,59 @@
+"""Building and starting the configured chain adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from settlerd import adapters
+from settlerd.adapters import AdapterStore, ChainAdapter
+from settlerd.config import Settings
+from settlerd.credentials import CredentialError, resolve
+
+
+class ChainStartError(Exception):
+    """A chain adapter could not be built or started; the message names the chain and the reason."""
+
+
+def adapter_settings(settings: Settings, name: str) -> dict[str, Any]:
+    """What the adapter of chain ``name`` is given: its table, with its name and ``*_file`` paths resolved."""
+    chain = settings.chains[name]
+    raw: dict[str, Any] = dict(chain.model_extra or {})
+    for key, value in list(raw.items()):
+        if key.endswith("_file") and isinstance(value, str):
+            raw[key] = str(resolve(f"chains.{name}.{key}", value))
+    raw["name"] = name
+    raw["finality_depth"] = chain.finality_depth
+    return raw
+
+
+def build(settings: Settings, store: AdapterStore) -> dict[str, ChainAdapter]:
+    built: dict[str, ChainAdapter] = {}
+    for name, chain in settings.chains.items():
+        info = adapters.find(chain.adapter)
+        if info.factory is None:
+            raise ChainStartError(f"chain {name}: adapter {chain.adapter!r} cannot be started (no factory)")
+        try:
+            built[name] = info.factory(adapter_settings(settings, name), store)
+        except (CredentialError, ValueError, OSError) as exc:
+            raise ChainStartError(f"chain {name}: {exc}") from None
+    return built
+
+
+@asynccontextmanager
+async def started(settings: Settings, store: AdapterStore) -> AsyncIterator[dict[str, ChainAdapter]]:
+    """Every configured adapter, started (node checked, scanner resumed); all closed on exit."""
+    built = build(settings, store)
+    running: list[ChainAdapter] = []
+    try:
+        for name, adapter in built.items():
+            try:
+                await adapter.start()
+            except Exception as exc:  # any failure to reach or check a node stops start-up with its reason
+                raise ChainStartError(f"chain {name}: {exc}") from None
+            running.append(adapter)
+        yield built
+    finally:
+        for adapter in reversed(running):
+            await adapter.close()
