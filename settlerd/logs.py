@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -104,6 +104,17 @@ def _text_forms(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """Apply ``fn`` to every string inside ``value``, before encoding could escape a secret out of reach."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {key: _map_strings(item, fn) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(item, fn) for item in value]
+    return value
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
@@ -149,6 +160,7 @@ class _EventFormatter(logging.Formatter):
         finally:
             record.args = args
         message = self._redactor.scrub(message, hidden)
+        context = _map_strings(context, lambda text: self._redactor.scrub(text, hidden))
         exc = self._exception_text(record)
         exc = self._redactor.scrub(exc, hidden) if exc else None
         ts = datetime.fromtimestamp(record.created, UTC)

@@ -195,10 +195,15 @@ def test_registered_secret_is_scrubbed_from_any_logger(json_log: tuple[LogContro
     control.add_secret(EVM_KEY)
     control.add_secret(PREIMAGE)
     logging.getLogger("web3.providers").debug("not shown at info")
-    logging.getLogger("web3.providers").warning("sending raw key %s", EVM_KEY, extra={"note": PREIMAGE.hex()})
+    quoted = 'pass"word\\with-escapes'
+    control.add_secret(quoted)
+    logging.getLogger("web3.providers").warning(
+        "sending raw key %s", EVM_KEY, extra={"note": PREIMAGE.hex(), "detail": {"raw": f"x {quoted} y"}}
+    )
     [event] = events(out)
     assert event["msg"] == f"sending raw key {REDACTED}"
     assert event["note"] == REDACTED
+    assert event["detail"] == {"raw": f"x {REDACTED} y"}
 
 
 def test_text_on_a_terminal_and_json_on_a_pipe(restore_root: None) -> None:
