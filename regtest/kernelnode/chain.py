@@ -19,6 +19,7 @@ from .codec import Block, OutPoint, Tx, parse_block
 from .store import BlockStore
 
 MTP_SPAN = 11  # blocks in the median-time-past window (consensus)
+PARSED_BLOCK_CACHE = 2_000  # parsed blocks kept in memory; the raw bytes are always at hand
 MAX_SCRIPT_SIZE = 10_000  # outputs with larger scripts are unspendable and never enter the UTXO set
 
 
@@ -70,6 +71,7 @@ class Chain:
         genesis_raw = bytes(self._chainman.blocks[genesis_entry])
         genesis = parse_block(genesis_raw)
         self.genesis_hash: bytes = genesis.hash
+        self._genesis = genesis  # not in the store: the kernel makes it
         self._blocks[genesis.hash] = genesis
         self._add_meta(genesis, prev=bytes(32), height=0)
         for h in self.store.order:
@@ -150,8 +152,10 @@ class Chain:
     def block(self, h: bytes) -> Block:
         blk = self._blocks.get(h)
         if blk is None:
+            if h == self.genesis_hash:
+                return self._genesis
             blk = parse_block(self.store.raw[h])
-            if len(self._blocks) > 2000:
+            if len(self._blocks) > PARSED_BLOCK_CACHE:
                 self._blocks.clear()
             self._blocks[h] = blk
         return blk
