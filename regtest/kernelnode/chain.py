@@ -71,7 +71,7 @@ class Chain:
         genesis_raw = bytes(self._chainman.blocks[genesis_entry])
         genesis = parse_block(genesis_raw)
         self.genesis_hash: bytes = genesis.hash
-        self._genesis = genesis  # not in the store: the kernel makes it
+        self._genesis: Block = genesis  # not in the store: the kernel makes it
         self._blocks[genesis.hash] = genesis
         self._add_meta(genesis, prev=bytes(32), height=0)
         for h in self.store.order:
