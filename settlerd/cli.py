@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from settlerd import __version__, config
+from settlerd.cli_swap import add_swap_commands
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     with_config(audit.add_parser("verify", help="verify the hash-chained event log")).set_defaults(
         func=cmd_audit_verify
     )
+    add_swap_commands(sub)
     return parser
 
 

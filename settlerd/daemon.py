@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
-from settlerd import __version__
+from settlerd import __version__, notify
 from settlerd.api import make_app
 from settlerd.config import Settings
 from settlerd.sdnotify import Notifier, watchdog_interval
@@ -36,8 +36,8 @@ class _StopRequested(Exception):
 
 
 @asynccontextmanager
-async def _api_listener(settings: Settings) -> AsyncIterator[str]:
-    runner = web.AppRunner(make_app(settings.node_id), access_log=None, handle_signals=False)
+async def _api_listener(settings: Settings, store: Store) -> AsyncIterator[str]:
+    runner = web.AppRunner(make_app(settings, store), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
     try:
@@ -83,11 +83,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notifier = Notifier.from_env()
+    mqtt_wakeup = asyncio.Event()
     try:
         async with AsyncExitStack() as stack:
             store = await _open_store(settings.store.url)
             stack.push_async_callback(store.close)
-            api_url = await stack.enter_async_context(_api_listener(settings))
+            api_url = await stack.enter_async_context(_api_listener(settings, store))
             log.info(
                 "settlerd %s serving node %s: API %s, store %s, chains %s",
                 __version__,
@@ -101,6 +102,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(_watchdog(notifier), name="sd-watchdog")
                     tasks.create_task(_wait_for_stop(stop), name="stop-signal")
+                    if settings.mqtt.enabled:
+                        # The engine sets mqtt_wakeup after each commit; until then the publisher polls.
+                        tasks.create_task(notify.run(store, settings, mqtt_wakeup), name="mqtt-publisher")
             except* _StopRequested:
                 pass
             log.info("stopping: all tasks cancelled, closing API and store")

@@ -1,21 +1,78 @@
-"""aiohttp application factory: routes under /v1."""
+"""aiohttp application factory: the route table, middlewares and the registries handlers use."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from settlerd import __version__
+from settlerd.config import Settings
+from settlerd.store import Store
 
-NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)
+from . import events, ops, swaps
+from .auth import ROUTE_SCOPES, TOKENS, Scope, bearer_auth
+from .context import FEED, METRICS, READINESS, SETTINGS, STORE
+from .errors import body_limit, json_errors
+from .feed import LogFeed, feed_context
+from .metrics import Metrics
+from .readiness import Readiness, store_writable
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness: the event loop answers. Readiness of nodes and store is `/v1/ready`'s job."""
-    return web.json_response({"status": "ok", "node_id": request.app[NODE_ID], "version": __version__})
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    scope: Scope | None  # None: open to anyone (liveness, the API description)
 
 
-def make_app(node_id: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
-    app[NODE_ID] = node_id
-    app.router.add_get("/v1/health", health)
+STATUS_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/health", ops.health, None),
+    Route("GET", "/v1/openapi.json", ops.openapi, None),
+    Route("GET", "/v1/ready", ops.ready, "read"),
+    Route("GET", "/metrics", ops.metrics, "read"),
+    Route("GET", "/v1/swaps", swaps.list_swaps, "read"),
+    Route("GET", "/v1/swaps/{id}", swaps.get_swap, "read"),
+    Route("GET", "/v1/swaps/{id}/events", events.swap_events, "read"),
+)
+
+
+def make_app(
+    settings: Settings,
+    store: Store,
+    *,
+    readiness: Readiness | None = None,
+    metrics: Metrics | None = None,
+    routes: Sequence[Route] = (),
+) -> web.Application:
+    """The API. ``routes`` adds to the status routes: trade capture (scope ``trade``) plugs in there.
+
+    Pass the ``readiness`` and ``metrics`` registries the engine and adapters also hold, so their
+    checks and gauges show in ``/v1/ready`` and ``/metrics``; the store's check is always added.
+    """
+    max_body = settings.api.max_body_bytes
+    app = web.Application(
+        client_max_size=max_body, middlewares=[json_errors, body_limit(max_body), bearer_auth]
+    )
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[TOKENS] = list(settings.api.tokens)
+    app[READINESS] = readiness or Readiness()
+    app[READINESS].add("store", store_writable(store))
+    app[METRICS] = metrics or Metrics()
+    app[FEED] = feed = LogFeed(store)
+    app.cleanup_ctx.append(feed_context(feed))
+    app.on_shutdown.append(_end_streams)
+    app[ROUTE_SCOPES] = {}
+    for route in (*STATUS_ROUTES, *routes):
+        added = app.router.add_route(route.method, route.path, route.handler)
+        if route.scope is not None:
+            app[ROUTE_SCOPES][added] = route.scope
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Runs before the server waits for handlers: open SSE streams end instead of holding up a stop."""
+    app[FEED].close()

@@ -1,0 +1,58 @@
+"""Tells event streams that the log grew: one poll of the chain head for all of them, not one per stream.
+
+The event log is the source of truth (S6); this only says when to read it again. ``poke()`` lets the
+writer announce an append at once; without it new events are seen within one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from settlerd.store import Store
+
+POLL_INTERVAL_S = 0.5  # the most an SSE client waits for an event nobody announced
+
+
+class LogFeed:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._head = -1
+        self._changed = asyncio.Event()
+        self.closing = False  # the server is shutting down: streams end instead of waiting
+
+    def close(self) -> None:
+        self.closing = True
+        self.poke()
+
+    def changed(self) -> asyncio.Event:
+        """Take this before reading the log; it is set at the next change after that."""
+        return self._changed
+
+    def poke(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def run(self) -> None:
+        while True:
+            head = (await self._store.chain_head()).seq
+            if head != self._head:
+                self._head = head
+                self.poke()
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+
+def feed_context(feed: LogFeed) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The feed's task lives exactly as long as the app: started on start-up, cancelled on cleanup."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(feed.run(), name="api-log-feed")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context

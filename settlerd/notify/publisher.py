@@ -1,0 +1,126 @@
+"""Publish the event log to MQTT strictly in sequence order, resuming from the last acknowledged event.
+
+For each event, in ``seq`` order: when it belongs to a swap, that swap's status document goes to its
+retained topic (QoS 1); then the event itself goes to the events topic (QoS 1). One message is in flight
+at a time and the cursor advances only after the broker's PUBACK, so a broker outage or a crash can
+repeat the last event (consumers drop ``seq`` they have seen) but never loses or reorders one (S6).
+The cursor is persisted after each batch and on every disconnect; a crash between two persists repeats
+at most one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import aiomqtt
+
+from settlerd.config import Settings
+from settlerd.credentials import CredentialError
+from settlerd.status_doc import event_document, status_document
+from settlerd.store import Event, Store
+
+from .client import make_client
+from .cursor import acked_seq, save_acked_seq
+from .topics import events_topic, online_topic, swap_topic
+
+log = logging.getLogger("settlerd.notify")
+
+BATCH = 200  # events read per query; also the most a crash can make us publish twice
+# Without a wakeup from the writer, new events still go out within this long.
+POLL_INTERVAL_S = 1.0
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 30.0  # a broker back after an outage is found within half a minute
+GOODBYE_TIMEOUT_S = 2.0  # a clean stop says offline, but never holds up shutdown for long
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+class _Cursor:
+    """The last event the broker acknowledged, and what of it is already in the store."""
+
+    def __init__(self, store: Store, acked: int) -> None:
+        self._store = store
+        self.acked = acked
+        self._saved = acked
+
+    async def save(self) -> None:
+        if self.acked != self._saved:
+            await save_acked_seq(self._store, self.acked)
+            self._saved = self.acked
+
+
+async def run(store: Store, settings: Settings, wakeup: asyncio.Event) -> None:
+    """Publish forever; ``wakeup`` set by whoever appends events gets them out without waiting a poll."""
+    node_id = settings.node_id
+    cursor = _Cursor(store, await acked_seq(store))
+    backoff = BACKOFF_INITIAL_S
+    where = f"{settings.mqtt.host}:{settings.mqtt.port}"
+    log.info("mqtt: publishing to %s from event %d", where, cursor.acked + 1)
+    while True:
+        try:
+            client = make_client(settings)
+            async with client:
+                await client.publish(online_topic(node_id), b"true", qos=1, retain=True)
+                log.info("mqtt: connected to %s, resuming after event %d", where, cursor.acked)
+                backoff = BACKOFF_INITIAL_S
+                try:
+                    await _publish_forever(client, store, node_id, cursor, wakeup)
+                except asyncio.CancelledError:
+                    await _say_offline(client, node_id)
+                    raise
+        except aiomqtt.MqttError as exc:
+            log.warning(
+                "mqtt: broker %s unreachable or connection lost (%s); events wait in the log, "
+                "retrying in %.1f s",
+                where,
+                exc,
+                backoff,
+            )
+        except CredentialError as exc:
+            log.error("mqtt: %s; retrying in %.1f s", exc, backoff)
+        finally:
+            await asyncio.shield(cursor.save())
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+
+async def _publish_forever(
+    client: aiomqtt.Client, store: Store, node_id: str, cursor: _Cursor, wakeup: asyncio.Event
+) -> None:
+    while True:
+        wakeup.clear()  # before reading: an append after this read sets it again
+        events = await store.events(after_seq=cursor.acked, limit=BATCH)
+        if not events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), POLL_INTERVAL_S)
+            continue
+        for event in events:
+            await _publish_event(client, store, node_id, event)
+            cursor.acked = event.seq
+        await cursor.save()
+
+
+async def _publish_event(client: aiomqtt.Client, store: Store, node_id: str, event: Event) -> None:
+    if event.swap_id is not None:
+        swap = await store.get_swap(event.swap_id)
+        if swap is None:
+            log.warning("mqtt: event %d names swap %s, which is not in the store", event.seq, event.swap_id)
+        else:
+            document = status_document(swap, await store.legs_of(swap.id))
+            document["seq"] = event.seq
+            await client.publish(swap_topic(node_id, swap.id), _json(document), qos=1, retain=True)
+    await client.publish(events_topic(node_id), _json(event_document(event)), qos=1)
+
+
+async def _say_offline(client: aiomqtt.Client, node_id: str) -> None:
+    """A clean stop does not trigger the last will, so say it ourselves."""
+    try:
+        await client.publish(online_topic(node_id), b"false", qos=1, retain=True, timeout=GOODBYE_TIMEOUT_S)
+    except aiomqtt.MqttError:
+        log.warning("mqtt: could not publish offline on stop; the broker's last will will say it")
