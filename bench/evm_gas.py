@@ -6,11 +6,13 @@ Fairness rules, the same for every row: payees already hold ETH and the token (a
 account costs 25,000 more for ETH, 20,000 for a first token balance, whatever the contract); claims are
 submitted by the recipient and refunds by the sender, as settlerd does; ERC-20 rows are a second swap on a
 contract that already holds the token; approve is excluded (an exact-amount approve before each lock).
+Secrets come from a seeded generator and have no zero byte in preimage or hashlock, so each run prints the
+same figures and none is flattered by cheap calldata (a zero byte costs 12 gas less than any other).
 """
 
 from __future__ import annotations
 
-import secrets
+import random
 import sys
 from hashlib import sha256
 from pathlib import Path
@@ -25,6 +27,7 @@ from web3 import Web3
 from tests.fixtures.anvil import run_anvil
 
 BATCH = 10
+SEED = 5  # any fixed seed: the figures only need to repeat from run to run
 TARGETS = {
     ("ETH", "lock"): 47_573,
     ("ETH", "claim"): 32_424,
@@ -96,9 +99,14 @@ def main() -> int:
         def key(tok: str, timelock: int) -> tuple[str, str, int]:
             return (tok, s, timelock)
 
+        rng = random.Random(SEED)
+
         def new_secret() -> tuple[bytes, bytes]:
-            pre = secrets.token_bytes(32)
-            return pre, sha256(pre).digest()
+            pre, h = b"\0", b"\0"
+            while 0 in pre or 0 in h:
+                pre = rng.randbytes(32)
+                h = sha256(pre).digest()
+            return pre, h
 
         def lock_eth(amount: int, timelock: int) -> tuple[int, bytes, bytes]:
             pre, h = new_secret()

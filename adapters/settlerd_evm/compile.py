@@ -28,6 +28,10 @@ TARGETS: list[tuple[str, tuple[str, ...], str]] = [
     ("HTLC.sol", ("HTLC",), "HTLC.json"),
     ("test/TestToken.sol", ("TestToken", "NoBoolToken", "FeeToken"), "test/TestTokens.json"),
 ]
+# The IR pipeline inlines the HTLC's internal functions and saves gas on every operation. The test tokens
+# stay on the legacy pipeline: the benchmark measures the HTLC against a token that costs what a
+# mainstream (legacy-compiled) stablecoin costs, so a cheaper token must not flatter the figures.
+VIA_IR = {"HTLC.sol": True, "test/TestToken.sol": False}
 
 _NODE_SCRIPT = """
 const solc = require(process.argv[1]);
@@ -43,9 +47,10 @@ class CompileError(RuntimeError):
     pass
 
 
-def settings() -> dict[str, Any]:
+def settings(source_name: str) -> dict[str, Any]:
     return {
         "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+        **({"viaIR": True} if VIA_IR[source_name] else {}),
         "evmVersion": EVM_VERSION,
         "metadata": {"bytecodeHash": "none", "appendCBOR": False},
         "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
@@ -58,7 +63,7 @@ def compile_source(source_name: str, solc_module: Path = SOLC_MODULE) -> tuple[s
     standard_input = {
         "language": "Solidity",
         "sources": {source_name: {"content": source}},
-        "settings": settings(),
+        "settings": settings(source_name),
     }
     if not solc_module.exists():
         raise CompileError(f"solc-js not found at {solc_module}: run `make npm` (npm ci in regtest/)")
@@ -85,7 +90,7 @@ def build_artifact(source_name: str, names: tuple[str, ...]) -> dict[str, Any]:
     version, contracts = compile_source(source_name)
     source = (CONTRACTS_DIR / source_name).read_text()
     return {
-        "compiler": {"name": "solc-js", "version": version, "settings": settings()},
+        "compiler": {"name": "solc-js", "version": version, "settings": settings(source_name)},
         "source": source_name,
         "sourceSha256": hashlib.sha256(source.encode()).hexdigest(),
         "contracts": {

@@ -178,9 +178,14 @@ contract HTLC {
         private
         returns (bytes32 id)
     {
-        if (amount == 0 || amount > MAX_AMOUNT) revert AmountOutOfRange(amount);
+        // One comparison for 1 <= amount <= MAX_AMOUNT: a zero amount wraps to the largest uint256.
+        unchecked {
+            if (amount - 1 >= MAX_AMOUNT) revert AmountOutOfRange(amount);
+        }
         if (recipient == address(0)) revert ZeroRecipient();
         if (timelock <= block.timestamp) revert TimelockInPast(timelock);
+        bytes4 alreadyLocked = AlreadyLocked.selector;
+        bytes32 lockedTopic = Locked.selector;
         assembly ("memory-safe") {
             let m := mload(0x40)
             mstore(m, token)
@@ -188,12 +193,19 @@ contract HTLC {
             mstore(add(m, 0x40), timelock)
             mstore(add(m, 0x60), hashlock)
             id := keccak256(m, 0x80)
-        }
-        if (_load(id) != 0) revert AlreadyLocked(id);
-        assembly ("memory-safe") {
+            if sload(id) {
+                mstore(0x00, alreadyLocked)
+                mstore(0x04, id)
+                revert(0x00, 0x24)
+            }
             sstore(id, or(shl(AMOUNT_BITS, recipient), amount))
+            // `emit Locked(hashlock, token, msg.sender, recipient, amount, timelock)`, with the event data laid
+            // over the id's preimage: token and sender are in place, the other three words are overwritten.
+            mstore(add(m, 0x40), recipient)
+            mstore(add(m, 0x60), amount)
+            mstore(add(m, 0x80), timelock)
+            log2(m, 0xa0, lockedTopic, hashlock)
         }
-        emit Locked(hashlock, token, msg.sender, recipient, amount, timelock);
     }
 
     function _claim(Key calldata k, bytes32 preimage) private returns (address recipient, uint256 amount) {
@@ -262,34 +274,34 @@ contract HTLC {
         }
     }
 
-    /// Pulls `amount` from the caller and refuses tokens that deliver less (fee on transfer).
+    /// Pulls `amount` from the caller and refuses tokens that deliver less (fee on transfer): the contract's
+    /// balance must grow by exactly `amount`, so a short-paying token can never eat into other swaps.
     function _pull(address token, uint256 amount) private {
-        uint256 before = _balance(token);
         bool ok;
+        uint256 received;
         assembly ("memory-safe") {
+            // balanceOf(this) stays in scratch space for both reads; answers land past the call data.
+            mstore(0x00, shl(224, 0x70a08231)) // balanceOf(address)
+            mstore(0x04, address())
             let m := mload(0x40)
+            let out := add(m, 0x80)
+            // Yul evaluates arguments right to left: each call is its own statement, before returndatasize.
+            ok := staticcall(gas(), token, 0x00, 0x24, out, 0x20)
+            ok := and(ok, gt(returndatasize(), 0x1f)) // no answer: no token contract at that address
+            let before := mload(out)
             mstore(m, shl(224, 0x23b872dd)) // transferFrom(address,address,uint256)
             mstore(add(m, 0x04), caller())
             mstore(add(m, 0x24), address())
             mstore(add(m, 0x44), amount)
-            let success := call(gas(), token, 0, m, 0x64, 0x00, 0x20)
-            ok := and(success, or(iszero(returndatasize()), and(gt(returndatasize(), 0x1f), eq(mload(0x00), 1))))
+            ok := and(call(gas(), token, 0, m, 0x64, out, 0x20), ok)
+            // Success, and either no return data (tokens without a bool) or a true bool.
+            ok := and(ok, or(iszero(returndatasize()), and(gt(returndatasize(), 0x1f), eq(mload(out), 1))))
+            ok := and(staticcall(gas(), token, 0x00, 0x24, out, 0x20), ok)
+            ok := and(ok, gt(returndatasize(), 0x1f))
+            // Wraps on a shrinking balance, which the comparison below refuses like any other shortfall.
+            received := sub(mload(out), before)
         }
         if (!ok) revert TokenTransferFailed(token);
-        uint256 received = _balance(token) - before;
         if (received != amount) revert TokenAmountMismatch(token, amount, received);
-    }
-
-    function _balance(address token) private view returns (uint256 b) {
-        bool ok;
-        assembly ("memory-safe") {
-            mstore(0x00, shl(224, 0x70a08231)) // balanceOf(address)
-            mstore(0x04, address())
-            let success := staticcall(gas(), token, 0x00, 0x24, 0x00, 0x20)
-            ok := and(success, gt(returndatasize(), 0x1f))
-            b := mload(0x00)
-        }
-        // No answer means no token contract at that address.
-        if (!ok) revert TokenTransferFailed(token);
     }
 }
