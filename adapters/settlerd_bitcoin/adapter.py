@@ -16,7 +16,7 @@ from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
 from . import fees
 from .htlc import Htlc, parse_htlc, segwit_address, sha256
 from .keys import CHANGE, RECEIVE, KeyChain
-from .rpc import RpcClient, RpcError
+from .rpc import NodeUnavailable, RpcClient, RpcError
 from .scanner import Scanner, sats
 from .settings import BitcoinSettings
 from .txbuild import REFUND_SELECTOR, OutPoint, Tx, htlc_spend, parse_tx
@@ -96,15 +96,10 @@ class BitcoinAdapter:
         try:
             moved = True  # the first pass rebroadcasts what the journal holds, as after any restart
             while True:
-                moved = await self.scanner.sync() or moved
-                if moved:
-                    await self.maintain()
-                    async with self._tip_moved:
-                        self._maintained_tip = self.tip
-                        self._tip_moved.notify_all()
-                    moved = False
-                if self.scanner.has_unspent_fundings():
-                    await self.scanner.poll_mempool()
+                # The client already retried with backoff and logged (once a minute); a node that is
+                # down for a while must not end the daemon's watch. Any other failure does.
+                with contextlib.suppress(NodeUnavailable):
+                    moved = await self._step(moved)
                 await asyncio.sleep(self.settings.poll_interval)
         except asyncio.CancelledError:
             raise
@@ -112,6 +107,18 @@ class BitcoinAdapter:
             # The engine sees the failure through events() instead of a scanner silently watching nothing.
             self._queue.put_nowait(exc)
             raise
+
+    async def _step(self, moved: bool) -> bool:
+        """One look at the node. Returns whether a new tip still awaits its rebroadcast pass."""
+        moved = await self.scanner.sync() or moved
+        if moved:
+            await self.maintain()
+            async with self._tip_moved:
+                self._maintained_tip = self.tip
+                self._tip_moved.notify_all()
+        if self.scanner.has_unspent_fundings():
+            await self.scanner.poll_mempool()
+        return False
 
     async def events(self) -> AsyncIterator[ChainEvent]:
         while True:
@@ -154,9 +161,14 @@ class BitcoinAdapter:
 
     # keys and addresses
 
-    def swap_pubkey(self, hashlock: bytes) -> str:
+    def party(self, hashlock: bytes) -> str:
         """The public key this daemon puts in a swap's terms (claim or refund key), hex."""
         return self.keys.swap_key(hashlock).pubkey.hex()
+
+    async def spendable(self, asset: str) -> int:
+        if asset != "BTC":
+            raise ValueError(f"{self.name}: the Bitcoin adapter holds only BTC, not {asset!r}")
+        return self.wallet.balance(self.tip)
 
     async def receive_address(self) -> str:
         index = self.wallet.take_index(RECEIVE)
@@ -241,73 +253,90 @@ class BitcoinAdapter:
         index = self.wallet.take_index(CHANGE)
         await self.scanner.save()
         destination = self.wallet.script(CHANGE, index)
-        rate = await self.fee_rate()
+        base = await self.fee_rate()
+        # A claim built close to its deadline starts where the bump schedule already is.
+        left = (
+            fees.claim_blocks_left(self.tip, htlc.locktime) if purpose == "claim" else fees.BUMP_WINDOW_BLOCKS
+        )
+        rate = fees.target_rate(base, self.settings.fees.cap, left)
         key = self.keys.swap_key(htlc.hashlock)
         tx, fee = htlc_spend(
             htlc, OutPoint.parse(htlc_id), amount, key, destination, rate, selector, locktime
         )
-        meta = {"htlc_id": htlc_id, "amount": amount, "fee": fee, "fee_rate": rate, "first_tip": self.tip}
+        meta = {
+            "htlc_id": htlc_id,
+            "amount": amount,
+            "fee": fee,
+            "fee_rate": rate,
+            "base_fee_rate": base,
+            "first_tip": self.tip,
+        }
         return SignedTx(self.name, tx.txid, tx.serialize(), purpose, meta=meta)
 
     # broadcasting, rebroadcasting and fee bumps
 
     async def broadcast(self, tx: SignedTx) -> str:
+        """Broadcast ``tx``, or its latest fee-bump replacement if it has one; returns the txid sent."""
+        latest = self._bumps.get(tx.txid)
+        raw = bytes.fromhex(latest["raw"]) if latest else tx.raw
+        txid = parse_tx(raw).txid if latest else tx.txid
         try:
-            await self.rpc.call("sendrawtransaction", tx.raw.hex())
+            await self.rpc.call("sendrawtransaction", raw.hex())
         except RpcError as exc:
             if exc.code == RPC_VERIFY_ALREADY_IN_CHAIN or any(m in exc.message for m in ALREADY_KNOWN):
-                return tx.txid
+                return txid
             raise
-        return tx.txid
+        return txid
 
     async def maintain(self) -> None:
         """On a new tip: rebroadcast unconfirmed transactions, replacing claims and refunds with a higher fee
         as their deadline nears. A replacement is written to the store before it is broadcast (S4)."""
         for tx in await self.store.unconfirmed_txs(self.name):
-            current = tx
             if tx.purpose in ("claim", "refund"):
-                current = await self._bumped(tx)
+                await self._bump_if_due(tx)
             try:
-                await self.broadcast(current)
+                await self.broadcast(tx)
             except RpcError as exc:
-                log.info("%s: rebroadcast of %s %s refused: %s", self.name, tx.purpose, current.txid, exc)
+                log.info("%s: rebroadcast of %s %s refused: %s", self.name, tx.purpose, tx.txid, exc)
 
     def replacement_of(self, txid: str) -> str | None:
         """The txid of the latest fee-bump replacement of journalled transaction ``txid``, if any."""
         latest = self._bumps.get(txid)
         return parse_tx(bytes.fromhex(latest["raw"])).txid if latest else None
 
-    async def _bumped(self, original: SignedTx) -> SignedTx:
+    async def _bump_if_due(self, original: SignedTx) -> None:
+        """Replace an unconfirmed claim or refund when the bump schedule asks for a higher rate than it pays.
+
+        The replacement spends the same HTLC output to the same address; it is written to the adapter's
+        ``bumps`` cursor before anything broadcasts it, and ``broadcast`` of the original sends it.
+        """
         latest = self._bumps.get(original.txid)
-        raw = bytes.fromhex(latest["raw"]) if latest else original.raw
+        tx = parse_tx(bytes.fromhex(latest["raw"]) if latest else original.raw)
         rate = float(latest["fee_rate"]) if latest else float(original.meta["fee_rate"])
-        tx = parse_tx(raw)
-        spent = self.scanner.fundings.get(str(tx.inputs[0].prevout))
-        if spent is not None and spent.spend is not None and spent.spend.height > 0:
-            return SignedTx(self.name, tx.txid, raw, original.purpose, meta=original.meta)
+        funding = self.scanner.fundings.get(str(tx.inputs[0].prevout))
+        if funding is not None and funding.spend is not None and funding.spend.height > 0:
+            return  # mined (by us or, for a refund, by a late claim): nothing left to outbid
         htlc = parse_htlc(tx.inputs[0].witness[2])
         cap = self.settings.fees.cap
-        initial = float(original.meta["fee_rate"])
         if original.purpose == "claim":
             left = fees.claim_blocks_left(self.tip, htlc.locktime)
         else:
             left = fees.refund_blocks_left(self.tip, int(original.meta["first_tip"]))
-        new_rate = fees.replacement_rate(rate, fees.target_rate(initial, cap, left), cap)
+        target = fees.target_rate(float(original.meta["base_fee_rate"]), cap, left)
+        new_rate = fees.replacement_rate(rate, target, cap)
         if new_rate is None:
-            return SignedTx(self.name, tx.txid, raw, original.purpose, meta=original.meta)
+            return
         replacement = self._respend(tx, htlc, int(original.meta["amount"]), new_rate)
         self._bumps[original.txid] = {"raw": replacement.serialize().hex(), "fee_rate": new_rate}
         await self.store.put_cursor(self.name, BUMPS_CURSOR, json.dumps(self._bumps))
         log.info(
-            "%s: %s %s replaced by %s at %.1f sat/vB",
+            "%s: %s %s replaced by %s at %.1f sat/vB (%d blocks before its deadline)",
             self.name,
             original.purpose,
             tx.txid,
             replacement.txid,
             new_rate,
-        )
-        return SignedTx(
-            self.name, replacement.txid, replacement.serialize(), original.purpose, meta=original.meta
+            left,
         )
 
     def _respend(self, tx: Tx, htlc: Htlc, amount: int, rate: float) -> Tx:

@@ -263,7 +263,10 @@ class Scanner:
             if u.height > fork:
                 del self.wallet.utxos[op]
             elif u.spent_height is not None and u.spent_height > fork:
+                # Unspent again, but the spending transaction was ours and is back in the mempool or
+                # will be rebroadcast from the journal: keep the coin out of the next funding.
                 u.spent_height = None
+                self.wallet.reserved.add(op)
         self.hashes = {h: v for h, v in self.hashes.items() if h <= fork}
         self.tip = fork
         # Disconnected transactions return to the mempool under the same txids: look at them again.
@@ -347,6 +350,20 @@ class Scanner:
         funding.spend = Spend(txid, kind, preimage, height, block_hash, reported)
         self.maturing.add(funding.outpoint)
 
+    def _found(self, f: Funding) -> HtlcTerms | None:
+        htlc = self.htlcs.get(f.script_pubkey)
+        if htlc is None:
+            return None
+        return HtlcTerms(
+            chain=self.chain,
+            asset="BTC",
+            amount=f.amount,
+            hashlock=htlc.hashlock,
+            recipient=htlc.claim_pubkey.hex(),
+            sender=htlc.refund_pubkey.hex(),
+            timelock=htlc.locktime,
+        )
+
     def _report(self, f: Funding) -> None:
         """Report the funding's and its spend's depth until both reach the finality depth."""
         depth = self.tip - f.height + 1
@@ -364,6 +381,7 @@ class Scanner:
                     amount=f.amount,
                     confirmations=depth,
                     block_time=_time(f.block_time),
+                    found=self._found(f),
                 )
             )
         s = f.spend

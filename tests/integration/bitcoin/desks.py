@@ -87,6 +87,14 @@ class Desk:
                 if matches(event):
                     return event
                 self._backlog.append(event)
+                print(
+                    "SKIP",
+                    self.name,
+                    event.kind,
+                    event.hashlock.hex()[:8] if event.hashlock else None,
+                    event.confirmations,
+                    event.txid,
+                )
         raise AssertionError("event stream ended")
 
     async def synced(self) -> None:
@@ -113,7 +121,7 @@ def terms_between(sender: Desk, recipient: Desk, hashlock: bytes, amount: int, b
         asset="BTC",
         amount=amount,
         hashlock=hashlock,
-        recipient=recipient.a.swap_pubkey(hashlock),
-        sender=sender.a.swap_pubkey(hashlock),
+        recipient=recipient.a.party(hashlock),
+        sender=sender.a.party(hashlock),
         timelock=sender.a.tip + blocks,
     )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from settlerd_bitcoin import factory
 from settlerd_bitcoin.htlc import Htlc, sha256
 from settlerd_bitcoin.rpc import NodeAuthRefused, NodeUnavailable, RpcClient, RpcError
 from settlerd_bitcoin.scanner import sats
 from settlerd_bitcoin.txbuild import OutPoint, htlc_spend
 
+from settlerd.adapters import ChainAdapter, HtlcTerms, SignedTx, find
 from settlerd.adapters import ChainEventKind as K
-from settlerd.adapters import HtlcTerms, SignedTx
 from tests.integration.bitcoin.desks import Desk, new_secret, terms_between
 
 pytestmark = pytest.mark.bitcoind
@@ -42,6 +45,7 @@ async def test_lock_claim_and_preimage_seen_in_the_mempool(desks: Desks, bitcoin
     await bitcoin_node.mine(1)
     locked = await bob.expect(K.LOCKED, h, lambda e: e.confirmations == 1)
     assert (locked.htlc_id, locked.amount, locked.txid) == (lock_tx.meta["htlc_id"], AMOUNT, lock_tx.txid)
+    assert locked.found == terms  # the terms as read back from the chain: what the engine compares
     assert await alice.a.broadcast(lock_tx) == lock_tx.txid  # once more, after it was mined: harmless
 
     claim = await bob.a.build_claim(terms, locked.htlc_id, secret)
@@ -178,6 +182,32 @@ async def test_unconfirmed_claim_is_fee_bumped_near_its_deadline(desks: Desks, b
     await bitcoin_node.mine(1)
     mined = await bob.expect(K.CLAIMED, terms.hashlock, lambda e: e.confirmations == 1)
     assert (mined.txid, mined.preimage) == (replacement, secret)
+
+
+async def test_adapter_is_a_chain_adapter_found_by_entry_point(desks: Desks) -> None:
+    alice, _ = desks
+    assert isinstance(alice.a, ChainAdapter)
+    assert find("bitcoin").factory is factory
+    assert await alice.a.spendable("BTC") == alice.a.wallet.balance(alice.a.tip) > 0
+    # Conservative conversions: a refund never opens before the deadline it was made for.
+    deadline = datetime.now(UTC) + timedelta(hours=24)
+    timelock = alice.a.timelock_for(deadline)
+    assert alice.a.deadline_of(timelock) >= deadline - timedelta(seconds=1)
+    assert timelock - alice.a.tip >= 144  # at least the blocks 24 h take at the 10-minute target
+
+
+async def test_calls_ride_out_a_node_restart(fresh_bitcoin_node: Any) -> None:
+    node = fresh_bitcoin_node
+    await node.mine(3)
+    client = RpcClient(node.rpc_url, node.rpc_user, node.rpc_password)
+    await node.stop()
+    pending = asyncio.create_task(client.call("getblockcount"), name="rpc-during-restart")
+    try:
+        await node.start()
+        assert await pending == 3
+    finally:
+        pending.cancel()
+        await client.close()
 
 
 def _closed_port() -> int:
