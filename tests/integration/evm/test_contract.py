@@ -55,6 +55,45 @@ async def test_claim_pays_the_recipient_whoever_submits(anvil: Anvil, w3: AsyncW
     assert isinstance(claimed, c.ClaimedLog) and claimed.preimage == preimage and claimed.hashlock == hashlock
 
 
+async def test_lock_checks_its_terms_and_logs_every_one(
+    anvil: Anvil, w3: AsyncWeb3, h: Any, token: Any
+) -> None:
+    me = Account.from_key(anvil.keys[0]).address
+    recipient = Account.from_key(anvil.keys[1]).address
+    _, hashlock = new_secret()
+    tl = await now(w3) + HOUR
+    key = anvil.keys[0]
+    refused = {
+        "zero amount": (c.lock_eth(recipient, hashlock, tl), 0, "AmountOutOfRange"),
+        "amount over 96 bits": (c.lock_token(token.address, recipient, c.MAX_AMOUNT + 1, hashlock, tl), 0,
+                                "AmountOutOfRange"),
+        "zero recipient": (c.lock_eth(ZERO, hashlock, tl), 1, "ZeroRecipient"),
+        "timelock passed": (c.lock_eth(recipient, hashlock, tl - 2 * HOUR), 1, "TimelockInPast"),
+        "no token code": (c.lock_token(recipient, recipient, 1, hashlock, tl), 0, "TokenTransferFailed"),
+    }  # fmt: skip
+    for case, (data, value, error) in refused.items():
+        assert await reverts_with(w3, key, h.address, data, value) == error, case
+
+    # The largest amount the slot holds is accepted, and the Locked log carries every term exactly.
+    amount = c.MAX_AMOUNT
+    await send(w3, key, {"to": token.address, "data": token.encode_abi("mint", [me, amount])})
+    await send(w3, key, {"to": token.address, "data": c.approve(h.address, amount)})
+    expected_id = c.swap_id(token.address, me, tl, hashlock)
+    assert await h.functions.lockToken(token.address, recipient, amount, hashlock, tl).call({"from": me}) == (
+        expected_id
+    )
+    receipt = await send(
+        w3, key, {"to": h.address, "data": c.lock_token(token.address, recipient, amount, hashlock, tl)}
+    )
+    logs = [log for log in receipt["logs"] if log["address"] == h.address]
+    (locked,) = [c.decode_log([bytes(t) for t in log["topics"]], bytes(log["data"])) for log in logs]
+    assert locked == c.LockedLog(hashlock, token.address, me, recipient, amount, tl)
+    assert locked.id == expected_id
+    assert await h.functions.swaps(expected_id).call() == [recipient, amount]
+    again = c.lock_token(token.address, recipient, amount, hashlock, tl)
+    assert await reverts_with(w3, key, h.address, again) == "AlreadyLocked"
+
+
 async def test_fee_on_transfer_token_is_refused_and_no_bool_token_works(
     anvil: Anvil, w3: AsyncWeb3, h: Any
 ) -> None:
