@@ -146,8 +146,8 @@ class BitcoinAdapter:
         return self.tip + max(1, math.ceil(seconds / self._fast_interval()))
 
     def deadline_of(self, timelock: int) -> datetime:
-        # A refund with nLockTime = timelock can be mined in block timelock + 1, i.e. the
-        # (timelock - tip + 1)-th block from now; assume blocks come fast, so it is the earliest time.
+        # A refund with nLockTime = timelock can be mined in block timelock + 1, the (timelock - tip + 1)-th
+        # block from now. Counting one block fewer, at the fast interval, keeps this the earliest time.
         blocks = max(0, timelock - self.tip)
         return datetime.now(UTC) + timedelta(seconds=blocks * self._fast_interval())
 

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 KEEP_BLOCKS = 144  # about a day of block hashes: deeper reorgs have never happened on mainnet since 2013
 STATE_CURSOR = "scanner"
+SAVE_EVERY = 50  # blocks between state saves during a catch-up; at the tip every block is saved
+RPC_INVALID_PARAMETER = -8  # getblockhash: height out of range
 RPC_INVALID_ADDRESS_OR_KEY = -5  # getrawtransaction: the transaction left the mempool meanwhile
 SATS_PER_BTC = Decimal(100_000_000)
 
@@ -206,27 +208,40 @@ class Scanner:
 
     # following the chain
 
+    async def _best(self) -> tuple[int, str]:
+        info = await self.rpc.call("getblockchaininfo")
+        return int(info["blocks"]), str(info["bestblockhash"])
+
     async def sync(self) -> bool:
         """Catch up with the node's best chain. Returns whether the tip moved."""
         moved = False
-        while True:
-            info = await self.rpc.call("getblockchaininfo")
-            if info["bestblockhash"] == self.hashes.get(self.tip):
-                return moved
-            best = int(info["blocks"])
+        best, best_hash = await self._best()
+        while best_hash != self.hashes.get(self.tip):
+            moved = True
             if best <= self.tip:
                 await self._rewind(best)
-                moved = True
+                best, best_hash = await self._best()
                 continue
-            block_hash = await self.rpc.call("getblockhash", self.tip + 1)
+            try:
+                block_hash = await self.rpc.call("getblockhash", self.tip + 1)
+            except RpcError as exc:
+                if exc.code != RPC_INVALID_PARAMETER:
+                    raise
+                best, best_hash = await self._best()  # the chain got shorter since we asked
+                continue
             block = await self.rpc.call("getblock", block_hash, 2)
             if self.tip in self.hashes and block.get("previousblockhash") != self.hashes[self.tip]:
                 await self._rewind(self.tip)
-                moved = True
+                best, best_hash = await self._best()
                 continue
             self._apply(block)
-            await self.save()
-            moved = True
+            # While catching up, save every SAVE_EVERY blocks rather than every block: a crash replays at
+            # most that many blocks, and the events they give again are ones the engine already handles.
+            if self.tip >= best or self.tip % SAVE_EVERY == 0:
+                await self.save()
+            if self.tip >= best:
+                best, best_hash = await self._best()
+        return moved
 
     async def _rewind(self, start: int) -> None:
         height = min(start, self.tip)
