@@ -183,7 +183,8 @@ def fot_check_gas(w3: Web3, txid: Any) -> int:
 
 def print_table(rows: list[tuple[str, str, int, int | None]], compiler: dict[str, Any]) -> None:
     opt = compiler["settings"]["optimizer"]
-    print(f"HTLC gas on anvil, solc {compiler['version']} optimizer runs={opt['runs']}")
+    pipeline = "via IR" if compiler["settings"].get("viaIR") else "legacy"
+    print(f"HTLC gas on anvil, solc {compiler['version']} optimizer runs={opt['runs']}, {pipeline}")
     print("payees already hold ETH and the token: a payee with no ETH yet costs 25,000 more on any contract")
     print("claims sent by the recipient, refunds by the sender; ERC-20 rows: second swap, approve excluded")
     print(f"{'asset':<7} {'operation':<24} {'gas':>8} {'target':>8} {'vs target':>10}")
