@@ -21,7 +21,7 @@ import aiomqtt
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError
 from settlerd.status_doc import event_document, status_document
-from settlerd.store import Event, Store
+from settlerd.store import Store
 
 from .client import make_client
 from .cursor import acked_seq, save_acked_seq
@@ -56,7 +56,8 @@ class _Cursor:
 
 
 async def run(store: Store, settings: Settings, wakeup: asyncio.Event) -> None:
-    """Publish forever; ``wakeup`` set by whoever appends events gets them out without waiting a poll."""
+    """Publish forever. Whoever appends events sets ``wakeup`` to get them out without waiting for a
+    poll; the publisher clears it, so it must be an event of its own, not one other waiters share."""
     node_id = settings.node_id
     cursor = _Cursor(store, await acked_seq(store))
     backoff = BACKOFF_INITIAL_S
@@ -100,22 +101,27 @@ async def _publish_forever(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), POLL_INTERVAL_S)
             continue
+        # Rows are read once per swap per batch: every event of the batch sees them at least as new.
+        documents: dict[str, dict[str, Any] | None] = {}
         for event in events:
-            await _publish_event(client, store, node_id, event)
+            if event.swap_id is not None:
+                if event.swap_id not in documents:
+                    documents[event.swap_id] = await _status_of(store, event.swap_id, event.seq)
+                document = documents[event.swap_id]
+                if document is not None:
+                    payload = _json({**document, "seq": event.seq})
+                    await client.publish(swap_topic(node_id, event.swap_id), payload, qos=1, retain=True)
+            await client.publish(events_topic(node_id), _json(event_document(event)), qos=1)
             cursor.acked = event.seq
         await cursor.save()
 
 
-async def _publish_event(client: aiomqtt.Client, store: Store, node_id: str, event: Event) -> None:
-    if event.swap_id is not None:
-        swap = await store.get_swap(event.swap_id)
-        if swap is None:
-            log.warning("mqtt: event %d names swap %s, which is not in the store", event.seq, event.swap_id)
-        else:
-            document = status_document(swap, await store.legs_of(swap.id))
-            document["seq"] = event.seq
-            await client.publish(swap_topic(node_id, swap.id), _json(document), qos=1, retain=True)
-    await client.publish(events_topic(node_id), _json(event_document(event)), qos=1)
+async def _status_of(store: Store, swap_id: str, seq: int) -> dict[str, Any] | None:
+    swap = await store.get_swap(swap_id)
+    if swap is None:
+        log.warning("mqtt: event %d names swap %s, which is not in the store", seq, swap_id)
+        return None
+    return status_document(swap, await store.legs_of(swap.id))
 
 
 async def _say_offline(client: aiomqtt.Client, node_id: str) -> None:
