@@ -292,6 +292,8 @@ class BitcoinAdapter:
         """On a new tip: rebroadcast unconfirmed transactions, replacing claims and refunds with a higher fee
         as their deadline nears. A replacement is written to the store before it is broadcast (S4)."""
         for tx in await self.store.unconfirmed_txs(self.name):
+            if self._mined(tx):
+                continue
             if tx.purpose in ("claim", "refund"):
                 await self._bump_if_due(tx)
             try:
@@ -304,6 +306,16 @@ class BitcoinAdapter:
         latest = self._bumps.get(txid)
         return parse_tx(bytes.fromhex(latest["raw"])).txid if latest else None
 
+    def _mined(self, tx: SignedTx) -> bool:
+        """Whether the scanner saw ``tx`` (or, for a spend, any spend of its HTLC) in a block."""
+        if tx.purpose == "lock":
+            funding = self.scanner.fundings.get(str(tx.meta.get("htlc_id")))
+            return funding is not None
+        if tx.purpose in ("claim", "refund"):
+            funding = self.scanner.fundings.get(str(tx.meta.get("htlc_id")))
+            return funding is not None and funding.spend is not None and funding.spend.height > 0
+        return False
+
     async def _bump_if_due(self, original: SignedTx) -> None:
         """Replace an unconfirmed claim or refund when the bump schedule asks for a higher rate than it pays.
 
@@ -313,9 +325,6 @@ class BitcoinAdapter:
         latest = self._bumps.get(original.txid)
         tx = parse_tx(bytes.fromhex(latest["raw"]) if latest else original.raw)
         rate = float(latest["fee_rate"]) if latest else float(original.meta["fee_rate"])
-        funding = self.scanner.fundings.get(str(tx.inputs[0].prevout))
-        if funding is not None and funding.spend is not None and funding.spend.height > 0:
-            return  # mined (by us or, for a refund, by a late claim): nothing left to outbid
         htlc = parse_htlc(tx.inputs[0].witness[2])
         cap = self.settings.fees.cap
         if original.purpose == "claim":

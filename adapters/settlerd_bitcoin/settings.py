@@ -11,6 +11,28 @@ from .fees import FeePolicy
 from .network import Network, network
 
 DEFAULT_BLOCK_INTERVAL = 600.0  # seconds: Bitcoin's target spacing
+KNOWN_KEYS = frozenset(
+    {
+        "adapter",
+        "name",
+        "rpc_url",
+        "rpc_user",
+        "rpc_password",
+        "rpc_password_file",
+        "rpc_cookie_file",
+        "network",
+        "seed",
+        "seed_file",
+        "account",
+        "birthday_height",
+        "finality_depth",
+        "fee_floor",
+        "fee_cap",
+        "fee_conf_target",
+        "block_interval",
+        "poll_interval",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +53,13 @@ class BitcoinSettings:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> BitcoinSettings:
+        unknown = sorted(set(raw) - KNOWN_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown bitcoin adapter setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(KNOWN_KEYS))}"
+            )
+
         def need(key: str) -> Any:
             if key not in raw:
                 raise ValueError(

@@ -6,6 +6,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from settlerd_bitcoin import BitcoinSettings
 from settlerd_bitcoin.fees import (
     URGENT_BLOCKS,
     FeePolicy,
@@ -125,3 +126,19 @@ def test_funding_pays_the_htlc_with_change_and_signals_rbf() -> None:
     assert tx.vsize * 5.0 <= sel.fee  # the size estimate never underpays the rate
     assert parse_tx(tx.serialize()) == tx
     assert wallet.spendable(200) == []
+
+
+def test_settings_refuse_unknown_keys_and_hide_the_seed() -> None:
+    base = {"rpc_url": "http://127.0.0.1:18443", "seed": "00" * 32, "name": "btc", "finality_depth": 2}
+    settings = BitcoinSettings.from_mapping({**base, "fee_floor": 3, "network": "signet"})
+    assert (settings.name, settings.fees.floor, settings.network.hrp, settings.finality_depth) == (
+        "btc",
+        3.0,
+        "tb",
+        2,
+    )
+    assert "00" * 32 not in repr(settings)
+    with pytest.raises(ValueError, match="fee_flor"):
+        BitcoinSettings.from_mapping({**base, "fee_flor": 3})
+    with pytest.raises(ValueError, match="unknown Bitcoin network"):
+        BitcoinSettings.from_mapping({**base, "network": "main"})
