@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import signal
 import socket
@@ -53,7 +54,8 @@ class Received:
 class Subscriber:
     """Collects every message on ``topic``; reconnects (keeping its broker session) when the broker goes."""
 
-    def __init__(self, port: int, topic: str, *, persistent: bool = False) -> None:
+    def __init__(self, port: int, topic: str, *, persistent: bool = False, **client: Any) -> None:
+        self.client = client  # more aiomqtt.Client arguments: credentials, TLS
         self.port = port
         self.topic = topic
         self.persistent = persistent
@@ -66,7 +68,11 @@ class Subscriber:
         while True:
             try:
                 async with aiomqtt.Client(
-                    "127.0.0.1", self.port, identifier=self.identifier, clean_session=not self.persistent
+                    "127.0.0.1",
+                    self.port,
+                    identifier=self.identifier,
+                    clean_session=not self.persistent,
+                    **self.client,
                 ) as client:
                     await client.subscribe(self.topic, qos=1)
                     self.subscribed.set()
@@ -103,8 +109,10 @@ async def running(coro: Any, name: str) -> AsyncIterator[asyncio.Task[Any]]:
 
 
 @contextlib.asynccontextmanager
-async def subscribed(port: int, topic: str, *, persistent: bool = False) -> AsyncIterator[Subscriber]:
-    subscriber = Subscriber(port, topic, persistent=persistent)
+async def subscribed(
+    port: int, topic: str, *, persistent: bool = False, **client: Any
+) -> AsyncIterator[Subscriber]:
+    subscriber = Subscriber(port, topic, persistent=persistent, **client)
     async with running(subscriber.run(), f"subscriber {topic}"):
         await asyncio.wait_for(subscriber.subscribed.wait(), WAIT_S)
         yield subscriber
@@ -133,14 +141,15 @@ def free_port() -> int:
 class Mosquitto:
     """A broker of our own, with persistence so a restart keeps the subscriber's session and queue."""
 
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, extra: str = "") -> None:
         self.port = port
         self.config = directory / "mosquitto.conf"
         self.log = directory / "mosquitto.log"
         (directory / "data").mkdir()
         self.config.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {directory / 'data'}/\nlog_dest file {self.log}\n"
+            # As root, mosquitto would switch to its own user, who cannot read the test's directory.
+            f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\npersistence true\n"
+            f"persistence_location {directory / 'data'}/\nlog_dest file {self.log}\n{extra}"
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -167,7 +176,7 @@ class Mosquitto:
 def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     directory = tmp_path / "broker"
     directory.mkdir()
-    broker = Mosquitto(directory, free_port())
+    broker = Mosquitto(directory, free_port(), "allow_anonymous true\n")
     broker.start()
     try:
         yield broker
