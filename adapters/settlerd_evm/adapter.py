@@ -194,15 +194,17 @@ class EvmAdapter:
     async def build_lock(self, terms: HtlcTerms) -> SignedTx:
         """The lock; an ERC-20 short of allowance gets an exact approve, signed first, in meta["before"]."""
         token = c.token_address(terms.asset)
+        # The contract's id for the swap: what the scanner reports as htlc_id for this lock.
+        htlc_id = "0x" + c.swap_id(token, self.address, terms.timelock, terms.hashlock).hex()
         if token == c.ZERO_ADDRESS:
             data = c.lock_eth(terms.recipient, terms.hashlock, terms.timelock)
-            return await self._sign("lock", data, value=terms.amount)
+            return await self._sign("lock", data, value=terms.amount, htlc_id=htlc_id)
         data = c.lock_token(token, terms.recipient, terms.amount, terms.hashlock, terms.timelock)
         raw = await self.w3.eth.call({"to": token, "data": c.allowance(self.address, self.contract)})
         if int.from_bytes(bytes(raw)[:32], "big") >= terms.amount:
-            return await self._sign("lock", data)
+            return await self._sign("lock", data, htlc_id=htlc_id)
         approval = await self._sign("approve", c.approve(self.contract, terms.amount), to=token)
-        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS)
+        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS, htlc_id=htlc_id)
         return SignedTx(
             lock.chain, lock.txid, lock.raw, lock.purpose, lock.nonce,
             {**lock.meta, "before": [_as_meta(approval)]},

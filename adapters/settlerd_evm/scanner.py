@@ -232,10 +232,7 @@ class Scanner:
             e = r.event
             confirmations = tip - e.height + 1
             if not r.final and confirmations != e.confirmations:
-                r.event = ChainEvent(
-                    e.kind, e.chain, e.height, e.block_hash, htlc_id=e.htlc_id, hashlock=e.hashlock,
-                    txid=e.txid, amount=e.amount, confirmations=confirmations, preimage=e.preimage,
-                )  # fmt: skip
+                r.event = replace(e, confirmations=confirmations)
                 r.final = confirmations >= self._finality_depth
                 self._emit(r.event)
             if confirmations <= REORG_WINDOW:

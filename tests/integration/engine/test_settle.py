@@ -1,0 +1,142 @@
+"""Two engines settle ETH for an ERC-20 on anvil: capture, locks, finality, claims; and the refund paths."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from web3 import AsyncWeb3
+
+from settlerd.engine import LegRequest, OfferRequest
+from settlerd.swap import Status
+from tests.fixtures.timeouts import TIMEOUT_FACTOR
+
+from .conftest import Clock, Desk, MakeDesk, stop
+
+ETH_AMOUNT = 10**17
+TOKEN_AMOUNT = 5_000
+SETTLE_TIMEOUT_S = 60.0 * TIMEOUT_FACTOR
+
+
+async def status_of(desk: Desk, swap_id: str) -> str:
+    row = await desk.store.get_swap(swap_id)
+    assert row is not None
+    return row.status
+
+
+async def wait_status(desk: Desk, swap_id: str, *wanted: Status) -> str:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_TIMEOUT_S
+    while True:
+        status = await status_of(desk, swap_id)
+        if status in wanted:
+            return status
+        if loop.time() > deadline:
+            timeline = [(e.kind, e.status) for e in await desk.store.events(swap_id=swap_id, limit=None)]
+            raise AssertionError(f"{desk.name}: swap {swap_id} is {status}, wanted {wanted}; {timeline}")
+        await asyncio.sleep(0.2)
+
+
+async def token_balance(token: Any, address: str) -> int:
+    return int(await token.functions.balanceOf(address).call())
+
+
+async def trade(a: Desk, b: Desk, token: Any) -> str:
+    offer = await a.capture.create_offer(
+        OfferRequest(
+            counterparty=b.name,
+            give=LegRequest("eth", "ETH", ETH_AMOUNT),
+            get=LegRequest("usd", token.address, TOKEN_AMOUNT),
+        )
+    )
+    acceptance = await b.capture.accept_offer(offer)
+    await a.capture.register_acceptance(offer["swap_id"], acceptance)
+    return str(offer["swap_id"])
+
+
+async def test_eth_for_erc20_settles_on_both_sides(
+    make_desk: MakeDesk, miner: None, token: Any, w3: AsyncWeb3
+) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    b_eth_before = await w3.eth.get_balance(b.address("eth"))
+    a_token_before = await token_balance(token, a.address("usd"))
+
+    swap_id = await trade(a, b, token)
+
+    assert await wait_status(a, swap_id, Status.COMPLETED) == Status.COMPLETED
+    assert await wait_status(b, swap_id, Status.COMPLETED) == Status.COMPLETED
+    assert await token_balance(token, a.address("usd")) == a_token_before + TOKEN_AMOUNT
+    # B paid gas for its lock and claim out of the "eth" account only for the claim; it gained the leg.
+    assert await w3.eth.get_balance(b.address("eth")) > b_eth_before + ETH_AMOUNT * 9 // 10
+
+    for desk in (a, b):
+        events = await desk.store.events(swap_id=swap_id, limit=None)
+        assert events[-1].status == Status.COMPLETED
+        assert "tick" not in {e.kind for e in events if e.payload.get("change") is None}
+        legs = await desk.store.legs_of(swap_id)
+        assert all(leg.lock_txid and leg.claim_txid and leg.final for leg in legs), (desk.name, legs)
+
+
+async def test_participant_never_locks_so_the_initiator_refunds(
+    make_desk: MakeDesk, miner: None, token: Any, w3: AsyncWeb3, clock: Clock
+) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    offer = await a.capture.create_offer(
+        OfferRequest(
+            b.name, LegRequest("eth", "ETH", ETH_AMOUNT), LegRequest("usd", token.address, TOKEN_AMOUNT)
+        )
+    )
+    acceptance = await b.capture.accept_offer(offer)
+    await stop(b)  # the participant goes away before it could lock leg 2
+    swap_id = str(offer["swap_id"])
+    await a.capture.register_acceptance(swap_id, acceptance)
+    await wait_status(a, swap_id, Status.LEG1_FINAL)
+    balance_locked = await w3.eth.get_balance(a.address("eth"))
+
+    clock.advance(timedelta(minutes=61))  # past leg 1's deadline
+
+    assert await wait_status(a, swap_id, Status.REFUNDED) == Status.REFUNDED
+    assert await w3.eth.get_balance(a.address("eth")) > balance_locked + ETH_AMOUNT * 9 // 10
+    legs = {leg.leg: leg for leg in await a.store.legs_of(swap_id)}
+    assert legs[1].refund_txid and legs[1].claim_txid is None
+    assert legs[2].lock_txid is None
+
+
+async def test_initiator_never_claims_so_both_refund(
+    make_desk: MakeDesk, miner: None, token: Any, clock: Clock
+) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    b_tokens = await token_balance(token, b.address("usd"))
+    swap_id = await trade(a, b, token)
+    await wait_status(a, swap_id, Status.LEG1_LOCKED, Status.LEG1_FINAL)
+    await stop(a)  # the initiator dies before it can claim leg 2
+    await wait_status(b, swap_id, Status.LEG2_FINAL)
+
+    clock.advance(timedelta(minutes=31))  # past leg 2's deadline: the participant refunds
+    assert await wait_status(b, swap_id, Status.REFUNDING, Status.REFUNDED) in (
+        Status.REFUNDING,
+        Status.REFUNDED,
+    )
+    clock.advance(timedelta(minutes=30))  # past leg 1's deadline: the initiator, restarted, refunds
+    a = await make_desk("desk-a", like=a)
+
+    assert await wait_status(a, swap_id, Status.REFUNDED) == Status.REFUNDED
+    assert await wait_status(b, swap_id, Status.REFUNDED) == Status.REFUNDED
+    assert await token_balance(token, b.address("usd")) == b_tokens
+    assert all(leg.claim_txid is None for leg in await a.store.legs_of(swap_id))
+
+
+async def test_initiator_restarted_mid_swap_resumes_and_completes(
+    make_desk: MakeDesk, miner: None, token: Any
+) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    swap_id = await trade(a, b, token)
+    await wait_status(a, swap_id, Status.LEG1_LOCKING, Status.LEG1_LOCKED, Status.LEG1_FINAL)
+    await stop(a)
+    a = await make_desk("desk-a", like=a)
+
+    assert await wait_status(a, swap_id, Status.COMPLETED) == Status.COMPLETED
+    assert await wait_status(b, swap_id, Status.COMPLETED) == Status.COMPLETED
+    locks = [t for t in await a.store.signed_txs(swap_id=swap_id) if t.purpose == "lock"]
+    assert len(locks) == 1, "a restart must never fund the same leg twice"
