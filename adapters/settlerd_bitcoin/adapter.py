@@ -16,8 +16,9 @@ from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
 from . import fees
 from .htlc import Htlc, parse_htlc, segwit_address, sha256
 from .keys import CHANGE, RECEIVE, KeyChain
+from .records import sats
 from .rpc import NodeUnavailable, RpcClient, RpcError
-from .scanner import Scanner, sats
+from .scanner import Scanner
 from .settings import BitcoinSettings
 from .txbuild import REFUND_SELECTOR, OutPoint, Tx, htlc_spend, parse_tx
 from .wallet import Wallet

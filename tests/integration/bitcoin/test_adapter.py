@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from settlerd_bitcoin import factory
 from settlerd_bitcoin.htlc import Htlc, sha256
+from settlerd_bitcoin.records import sats
 from settlerd_bitcoin.rpc import NodeAuthRefused, NodeUnavailable, RpcClient, RpcError
-from settlerd_bitcoin.scanner import sats
 from settlerd_bitcoin.txbuild import OutPoint, htlc_spend
 
 from settlerd.adapters import ChainAdapter, HtlcTerms, SignedTx, find
