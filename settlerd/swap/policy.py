@@ -1,0 +1,136 @@
+"""Timelock policy: the safety distances between deadlines, and the checks built on them.
+
+Every check returns a list of reasons (empty when the terms pass), phrased for the operator: which
+deadline, by how much, and why it matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from .terms import SwapTerms
+
+# Between leg 2's deadline (the latest moment the secret can appear) and leg 1's: the participant's time
+# to get its leg 1 claim confirmed, fee bumps included, after a last-minute reveal.
+LEG1_CLAIM_MARGIN = timedelta(hours=6)
+
+# Leg 2 lasts at most this share of leg 1: the rest of leg 1's window is the participant's to claim in.
+MAX_LEG2_SHARE = Fraction(2, 3)
+
+# Leg 2 must last at least this long from when the terms are checked: leg 1 has to lock and reach
+# finality, then leg 2 has to lock and reach finality, then the initiator has to claim.
+MIN_LEG2_DURATION = timedelta(hours=3)
+
+# The participant does not lock leg 2 with less than this left before leg 2's deadline: the initiator
+# needs it to see leg 2 final and claim before its own reveal cut-off.
+MIN_LEG2_WINDOW = timedelta(hours=2)
+
+# The initiator never reveals the secret later than this before leg 2's deadline: its claim must confirm
+# before the participant may refund leg 2, or the participant could refund and claim leg 1 as well.
+MIN_TIME_TO_REVEAL = timedelta(hours=1)
+
+# A claim this close to its deadline is flagged urgent: it outbids every other broadcast and fee bump,
+# since missing the deadline loses the leg.
+CLAIM_URGENT_WINDOW = timedelta(hours=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The safety distances one swap runs with; fixed when the swap is created and kept in its state.
+
+    Local test chains run swaps in minutes and use a scaled-down policy; the defaults are for real chains.
+    """
+
+    leg1_claim_margin: timedelta = LEG1_CLAIM_MARGIN
+    max_leg2_share: Fraction = MAX_LEG2_SHARE
+    min_leg2_duration: timedelta = MIN_LEG2_DURATION
+    min_leg2_window: timedelta = MIN_LEG2_WINDOW
+    min_time_to_reveal: timedelta = MIN_TIME_TO_REVEAL
+    claim_urgent_window: timedelta = CLAIM_URGENT_WINDOW
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("inconsistent timelock policy: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        if not 0 < self.max_leg2_share < 1:
+            problems.append(f"max_leg2_share must be between 0 and 1, got {self.max_leg2_share}")
+        if self.min_time_to_reveal <= timedelta(0):
+            problems.append("min_time_to_reveal must be positive")
+        if self.min_leg2_window <= self.min_time_to_reveal:
+            problems.append(
+                "min_leg2_window must exceed min_time_to_reveal, or leg 2 locks too late to be claimed"
+            )
+        if self.min_leg2_duration < self.min_leg2_window:
+            problems.append("min_leg2_duration must be at least min_leg2_window")
+        if self.leg1_claim_margin <= timedelta(0):
+            problems.append("leg1_claim_margin must be positive")
+        return problems
+
+
+DEFAULT_POLICY = Policy()
+
+
+def check_durations(leg1: timedelta, leg2: timedelta, policy: Policy = DEFAULT_POLICY) -> list[str]:
+    """Reasons the configured leg durations (from the moment of checking) are unsafe; empty if safe."""
+    problems: list[str] = []
+    if leg2 < policy.min_leg2_duration:
+        problems.append(
+            f"leg 2 lasts {leg2}, less than the minimum {policy.min_leg2_duration}: not enough time to lock "
+            "both legs, reach finality and claim"
+        )
+    if leg2 * policy.max_leg2_share.denominator > leg1 * policy.max_leg2_share.numerator:
+        problems.append(
+            f"leg 2 lasts {leg2}, more than {policy.max_leg2_share} of leg 1's {leg1}: "
+            "the participant would have too little of leg 1's window left to claim"
+        )
+    if leg1 - leg2 < policy.leg1_claim_margin:
+        problems.append(
+            f"leg 1 outlasts leg 2 by {leg1 - leg2}, less than the margin {policy.leg1_claim_margin} "
+            "the participant needs to claim leg 1 after a last-minute reveal"
+        )
+    return problems
+
+
+def check_timelocks(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> list[str]:
+    """Reasons the swap's deadlines are unsafe to commit funds to at ``now``; empty if safe.
+
+    Checked before an offer is made or accepted and again before the initiator locks leg 1.
+    """
+    return check_durations(terms.leg1.deadline - now, terms.leg2.deadline - now, policy)
+
+
+def check_leg2_lock(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> list[str]:
+    """Reasons the participant must not lock leg 2 at ``now`` (S2); empty if it may.
+
+    The design's rule is ``now + leg 2 duration + margin < leg 1 deadline``. Leg 2's timelock is agreed
+    in the terms, so a lock made now expires at leg 2's deadline: the secret can appear as late as that,
+    and the margin must still fit before leg 1's deadline. Locking must also leave the initiator a real
+    window to claim.
+    """
+    problems: list[str] = []
+    if terms.leg2.deadline + policy.leg1_claim_margin > terms.leg1.deadline:
+        problems.append(
+            f"leg 2 deadline {terms.leg2.deadline.isoformat()} plus the claim margin "
+            f"{policy.leg1_claim_margin} is after leg 1 deadline {terms.leg1.deadline.isoformat()}"
+        )
+    left = terms.leg2.deadline - now
+    if left < policy.min_leg2_window:
+        problems.append(
+            f"only {left} left before leg 2 deadline {terms.leg2.deadline.isoformat()}, less than the "
+            f"{policy.min_leg2_window} the initiator needs to see it final and claim"
+        )
+    return problems
+
+
+def may_reveal(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> bool:
+    """Whether the initiator may still claim leg 2 (revealing the secret) at ``now``."""
+    return now + policy.min_time_to_reveal <= terms.leg2.deadline
+
+
+def claim_is_urgent(deadline: datetime, now: datetime, policy: Policy = DEFAULT_POLICY) -> bool:
+    return now + policy.claim_urgent_window >= deadline
