@@ -16,15 +16,14 @@ from aiohttp import web
 
 from settlerd import __version__, notify
 from settlerd.api import make_app
+from settlerd.chains import ChainStartError, started
 from settlerd.config import Settings
+from settlerd.credentials import CredentialError, read_secret
+from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
 
 log = logging.getLogger("settlerd.daemon")
-
-# systemd's default TimeoutStopSec is 90 s; finishing well inside 5 s keeps restarts quick and leaves
-# the unit's own timeout for draining in-flight broadcasts once the engine runs here.
-SHUTDOWN_GRACE_S = 4.0
 
 
 class StartupError(Exception):
@@ -36,8 +35,9 @@ class _StopRequested(Exception):
 
 
 @asynccontextmanager
-async def _api_listener(settings: Settings, store: Store) -> AsyncIterator[str]:
-    runner = web.AppRunner(make_app(settings, store), access_log=None, handle_signals=False)
+async def _api_listener(settings: Settings, store: Store, capture: Capture | None) -> AsyncIterator[str]:
+    app = make_app(settings, store, capture=capture)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
     try:
@@ -60,6 +60,36 @@ async def _open_store(url: str) -> Store:
         return await Store.open(url)
     except StoreError as exc:
         raise StartupError(f"store: {exc}") from None
+
+
+def _capture(settings: Settings, engine: Engine) -> Capture | None:
+    """Trade capture, when a node key is configured to sign offers and acceptances."""
+    if settings.engine.node_key_file is None:
+        return None
+    try:
+        key = NodeKey.from_hex(read_secret("engine.node_key_file", settings.engine.node_key_file))
+    except (CredentialError, ValueError) as exc:
+        raise StartupError(f"engine: {exc}") from None
+    policy = settings.policy
+    return Capture(
+        engine,
+        key,
+        CaptureSettings(
+            node_id=settings.node_id,
+            leg1_duration=policy.leg1_duration,
+            leg2_duration=policy.leg2_duration,
+            policy=policy.to_policy(),
+            finality_depth={name: chain.finality_depth for name, chain in settings.chains.items()},
+            counterparty_keys={name: c.node_key for name, c in settings.counterparties.items()},
+        ),
+    )
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        per_asset=dict(settings.risk.max_in_flight),
+        per_counterparty={name: dict(c.max_in_flight) for name, c in settings.counterparties.items()},
+    )
 
 
 async def _watchdog(notifier: Notifier) -> None:
@@ -88,22 +118,33 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         async with AsyncExitStack() as stack:
             store = await _open_store(settings.store.url)
             stack.push_async_callback(store.close)
-            api_url = await stack.enter_async_context(_api_listener(settings, store))
+            try:
+                chains = await stack.enter_async_context(started(settings, store))
+            except ChainStartError as exc:
+                raise StartupError(str(exc)) from None
+            engine = Engine(
+                store, chains, limits=_limits(settings), tick=settings.engine.tick, wakeups=[mqtt_wakeup]
+            )
+            resumed = await engine.resume()
+            capture = _capture(settings, engine)
+            api_url = await stack.enter_async_context(_api_listener(settings, store, capture))
             log.info(
-                "settlerd %s serving node %s: API %s, store %s, chains %s",
+                "settlerd %s serving node %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
                 __version__,
                 settings.node_id,
                 api_url,
                 store.describe(),
                 ", ".join(settings.chains) or "none configured",
+                resumed,
+                "trading on" if capture else "trading off (set engine.node_key_file to sign offers)",
             )
             notifier.ready(f"serving {api_url}")
             try:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(_watchdog(notifier), name="sd-watchdog")
                     tasks.create_task(_wait_for_stop(stop), name="stop-signal")
+                    tasks.create_task(engine.run(), name="engine")
                     if settings.mqtt.enabled:
-                        # The engine sets mqtt_wakeup after each commit; until then the publisher polls.
                         tasks.create_task(notify.run(store, settings, mqtt_wakeup), name="mqtt-publisher")
             except* _StopRequested:
                 pass

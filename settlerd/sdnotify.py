@@ -6,10 +6,13 @@ dependency list short. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
+
+log = logging.getLogger("settlerd.sdnotify")
 
 
 class Notifier:
@@ -30,9 +33,15 @@ class Notifier:
         if self._address is None:
             return
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        # A datagram socket never blocks for long; a lost notification is systemd's to time out on.
-        self._sock.sendto("\n".join(fields).encode(), self._address)
+            self._sock = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
+        try:
+            self._sock.sendto("\n".join(fields).encode(), self._address)
+        except BlockingIOError:
+            # The receiver's queue is full. Blocking here would stall the event loop (and with it
+            # every swap); a dropped ping is sent again next interval, and systemd drains its queue.
+            log.debug("sd_notify: %s dropped, the notify socket's queue is full", fields[0])
 
     def ready(self, status: str) -> None:
         self.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")

@@ -9,9 +9,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from settlerd.config import Settings
+from settlerd.engine import Capture
 from settlerd.store import Store
 
-from . import events, ops, swaps
+from . import events, ops, swaps, trade
 from .auth import ROUTE_SCOPES, TOKENS, Scope, bearer_auth
 from .context import FEED, METRICS, READINESS, SETTINGS, STORE
 from .errors import body_limit, json_errors
@@ -38,6 +39,13 @@ STATUS_ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/swaps/{id}/events", events.swap_events, "read"),
 )
 
+TRADE_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/swaps", trade.create_swap, "trade"),
+    Route("POST", "/v1/offers/accept", trade.accept_offer, "trade"),
+    Route("POST", "/v1/swaps/{id}/acceptance", trade.register_acceptance, "trade"),
+    Route("POST", "/v1/swaps/{id}/cancel", trade.cancel_swap, "trade"),
+)
+
 
 def make_app(
     settings: Settings,
@@ -45,9 +53,10 @@ def make_app(
     *,
     readiness: Readiness | None = None,
     metrics: Metrics | None = None,
+    capture: Capture | None = None,
     routes: Sequence[Route] = (),
 ) -> web.Application:
-    """The API. ``routes`` adds to the status routes: trade capture (scope ``trade``) plugs in there.
+    """The API. With ``capture`` it also serves trade capture (scope ``trade``); ``routes`` adds more.
 
     Pass the ``readiness`` and ``metrics`` registries the engine and adapters also hold, so their
     checks and gauges show in ``/v1/ready`` and ``/metrics``; the store's check is always added.
@@ -66,7 +75,11 @@ def make_app(
     app.cleanup_ctx.append(feed_context(feed))
     app.on_shutdown.append(_end_streams)
     app[ROUTE_SCOPES] = {}
-    for route in (*STATUS_ROUTES, *routes):
+    trading: tuple[Route, ...] = ()
+    if capture is not None:
+        app[trade.CAPTURE] = capture
+        trading = TRADE_ROUTES
+    for route in (*STATUS_ROUTES, *trading, *routes):
         added = app.router.add_route(route.method, route.path, route.handler)
         if route.scope is not None:
             app[ROUTE_SCOPES][added] = route.scope

@@ -37,12 +37,15 @@ class LogFeed:
         changed.set()
 
     async def run(self) -> None:
-        while True:
+        # Ends by ``close()``, never by cancellation: a read cancelled mid-query can leave its SQLite
+        # connection open, and an open reader keeps the store's closing WAL checkpoint waiting.
+        while not self.closing:
             head = (await self._store.chain_head()).seq
             if head != self._head:
                 self._head = head
                 self.poke()
-            await asyncio.sleep(POLL_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), POLL_INTERVAL_S)
 
 
 def feed_context(feed: LogFeed) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -51,8 +54,7 @@ def feed_context(feed: LogFeed) -> Callable[[web.Application], AsyncIterator[Non
     async def context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(feed.run(), name="api-log-feed")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        feed.close()
+        await task
 
     return context

@@ -183,6 +183,31 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+_LEG_REQUEST = {
+    "type": "object",
+    "required": ["chain", "asset", "amount"],
+    "additionalProperties": False,
+    "properties": {
+        "chain": {"type": "string", "description": "A configured chain name."},
+        "asset": {"type": "string", "description": "BTC, ETH or an ERC-20 contract address."},
+        "amount": {"type": "string", "pattern": "^[0-9]+$", "description": "Base units."},
+    },
+}
+_DOCUMENT = {
+    "type": "object",
+    "required": ["type", "version", "swap_id", "signature"],
+    "description": "A signed trade document (settlerd.offer or settlerd.acceptance), passed on unchanged.",
+}
+_TRADE_ERRORS = {
+    "400": _error("Malformed input or a document that does not verify; `field` names it."),
+    "409": _error("The swap's state does not allow this (already known, accepted, locked or ended)."),
+    "415": _error("The body is not application/json."),
+    "422": _error("The terms break the timelock policy or name a chain not configured here."),
+    **_AUTH_ERRORS,
+}
+
+_SWAP_RESPONSES = {"200": _json("The swap.", _ref("Swap")), "404": _error("No such swap."), **_TRADE_ERRORS}
+
 _PATHS: dict[str, Any] = {
     "/v1/health": {
         "get": {
@@ -217,7 +242,68 @@ _PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/offers/accept": {
+        "post": {
+            "summary": "Participant: accept an offer; returns the signed acceptance to send back.",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _DOCUMENT}}},
+            "responses": {"201": _json("The signed acceptance.", _DOCUMENT), **_TRADE_ERRORS},
+        }
+    },
+    "/v1/swaps/{id}/acceptance": {
+        "post": {
+            "summary": "Initiator: register the participant's acceptance; leg 1 is locked next.",
+            "parameters": [_ID_PARAM],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _DOCUMENT}}},
+            "responses": {
+                "200": _json("The swap.", _ref("Swap")),
+                "404": _error("No such swap."),
+                **_TRADE_ERRORS,
+            },
+        }
+    },
+    "/v1/swaps/{id}/cancel": {
+        "post": {
+            "summary": "Cancel a swap that has locked none of our funds yet.",
+            "parameters": [_ID_PARAM],
+            "requestBody": {
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"reason": {"type": "string", "maxLength": 500}},
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": _json("The swap.", _ref("Swap")),
+                "404": _error("No such swap."),
+                **_TRADE_ERRORS,
+            },
+        }
+    },
     "/v1/swaps": {
+        "post": {
+            "summary": "Initiator: create a swap from agreed terms; returns the signed offer to send.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["counterparty", "give", "get"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "counterparty": {"type": "string"},
+                                "give": _LEG_REQUEST,
+                                "get": _LEG_REQUEST,
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"201": _json("The signed offer.", _DOCUMENT), **_TRADE_ERRORS},
+        },
         "get": {
             "summary": "Swaps, oldest first, filtered, one page at a time.",
             "parameters": [
@@ -237,7 +323,7 @@ _PATHS: dict[str, Any] = {
                 "400": _error("A bad filter, cursor or limit; `field` names it."),
                 **_AUTH_ERRORS,
             },
-        }
+        },
     },
     "/v1/swaps/{id}": {
         "get": {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import coincurve
@@ -45,15 +44,14 @@ class NodeKey:
         self.public_hex: str = self._key.public_key.format(compressed=True).hex()
 
     @classmethod
-    def load(cls, path: Path) -> NodeKey:
-        text = path.read_text().strip()
+    def from_hex(cls, text: str) -> NodeKey:
         try:
-            secret = bytes.fromhex(text)
+            secret = bytes.fromhex(text.strip())
             if len(secret) != 32:
                 raise ValueError
             return cls(secret)
         except ValueError:
-            raise ValueError(f"{path}: node key must be 64 hex characters (32 bytes)") from None
+            raise ValueError("the node key must be 64 hex characters (32 bytes)") from None
 
     def sign(self, document: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in document.items() if k != "signature"}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,7 @@ class Engine:
         limits: Limits | None = None,
         tick: timedelta = DEFAULT_TICK,
         clock: Callable[[], datetime] = utcnow,
+        wakeups: Sequence[asyncio.Event] = (),
     ) -> None:
         self.store = store
         self.adapters = dict(adapters)
@@ -62,7 +63,7 @@ class Engine:
         self._live: dict[str, LiveSwap] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
-        self.changed = asyncio.Event()  # set after every logged change: wakes the publishers
+        self._wakeups = tuple(wakeups)  # set after every logged change: they wake the publishers
         self.executor = Executor(self, RiskCheck(self, limits))
 
     # Reading
@@ -134,7 +135,11 @@ class Engine:
                 await tx.upsert_leg(row)
             await tx.append_event(state.swap_id, "created", state.status.value, records.created_payload(live))
         self._adopt(live)
-        self.changed.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        for wakeup in self._wakeups:
+            wakeup.set()
 
     # Stepping
 
@@ -165,7 +170,7 @@ class Engine:
                     live.txids = before
                     raise
             live.state = result.state
-        self.changed.set()
+        self._changed()
         if result.change is not None:
             log.info(
                 "swap %s: %s -> %s on %s%s",

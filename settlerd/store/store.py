@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE = 1000  # rows per page when a caller does not say
 
 
+CLOSE_CHECKPOINT_WAIT_MS = 1000
+
+
 class Store:
     """Swaps, legs, the signed-transaction journal, chain cursors and the hash-chained event log.
 
@@ -82,6 +85,10 @@ class Store:
                 try:
                     async with self._engine.connect() as conn:
                         await conn.execution_options(**{BEGIN_OPTION: "NONE"})
+                        # A reader left open (a task cancelled mid-query) would hold the checkpoint for
+                        # the whole busy timeout; a shorter wait keeps the stop prompt, and SQLite
+                        # replays an unchecked WAL on the next open anyway.
+                        await conn.execute(text(f"PRAGMA busy_timeout = {CLOSE_CHECKPOINT_WAIT_MS}"))
                         await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
                 except DBAPIError as exc:
                     # Not fatal: SQLite replays the WAL on the next open.

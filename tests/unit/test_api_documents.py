@@ -94,10 +94,14 @@ def test_tokens_match_by_hash_and_scopes_nest() -> None:
 
 def test_openapi_documents_exactly_the_routes_served() -> None:
     from settlerd.api import STATUS_ROUTES
+    from settlerd.api.app import TRADE_ROUTES
     from settlerd.api.openapi import openapi_document
 
+    routes = (*STATUS_ROUTES, *TRADE_ROUTES)
     paths = openapi_document()["paths"]
     documented = {(method.upper(), path) for path, operations in paths.items() for method in operations}
-    assert documented == {(route.method, route.path) for route in STATUS_ROUTES}
-    open_routes = {route.path for route in STATUS_ROUTES if route.scope is None}
-    assert open_routes == {path for path, ops in paths.items() if ops["get"].get("security") == []}
+    assert documented == {(route.method, route.path) for route in routes}
+    open_routes = {route.path for route in routes if route.scope is None}
+    assert open_routes == {
+        path for path, ops in paths.items() for op in ops.values() if op.get("security") == []
+    }

@@ -32,3 +32,14 @@ def test_watchdog_interval_is_half_the_timeout_and_only_for_this_process() -> No
     assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval({"WATCHDOG_USEC": "0"}) is None
     assert watchdog_interval({}) is None
+
+
+def test_a_full_notify_queue_drops_instead_of_blocking() -> None:
+    name = f"settlerd-full-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind("\0" + name)
+        notifier = Notifier.from_env({"NOTIFY_SOCKET": "@" + name})
+        for _ in range(1000):  # far beyond the kernel's datagram queue; nobody reads
+            notifier.watchdog()
+        notifier.close()
+        assert server.recv(64) == b"WATCHDOG=1"

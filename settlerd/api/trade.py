@@ -1,0 +1,121 @@
+"""Trade capture over HTTP (scope ``trade``): create an offer, accept one, register an acceptance, cancel.
+
+Each handler parses and checks its input, then hands it to the engine's capture; any refusal comes back
+as a 4xx JSON error naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from settlerd.engine import Capture, CaptureError, DocumentError, LegRequest, OfferRequest
+
+from . import params
+from .context import STORE
+from .errors import ApiError
+from .swaps import document_of
+
+CAPTURE: web.AppKey[Capture] = web.AppKey("capture", Capture)
+_AMOUNT_DIGITS = 78  # 2**256 has 78 digits: no chain's amounts are larger
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise ApiError(415, "send the body as application/json", "Content-Type")
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", "body") from None
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError(400, "must be a JSON object", field)
+    return value
+
+
+def _text(body: dict[str, Any], key: str, field: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > 128:
+        raise ApiError(400, "must be a non-empty string of at most 128 characters", field)
+    return value
+
+
+def _leg(body: dict[str, Any], key: str) -> LegRequest:
+    leg = _object(body.get(key), key)
+    unknown = sorted(set(leg) - {"chain", "asset", "amount"})
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r}", f"{key}.{unknown[0]}")
+    amount = leg.get("amount")
+    if (
+        not isinstance(amount, str)
+        or not amount.isdigit()
+        or len(amount) > _AMOUNT_DIGITS
+        or int(amount) <= 0
+    ):
+        raise ApiError(400, "must be a positive whole number of base units, as a string", f"{key}.amount")
+    return LegRequest(_text(leg, "chain", f"{key}.chain"), _text(leg, "asset", f"{key}.asset"), int(amount))
+
+
+def _refusal(exc: CaptureError | DocumentError) -> ApiError:
+    if isinstance(exc, DocumentError):
+        return ApiError(400, exc.message, exc.field)
+    return ApiError(exc.status, str(exc), exc.field)
+
+
+async def create_swap(request: web.Request) -> web.Response:
+    body = _object(await _json_body(request), "body")
+    unknown = sorted(set(body) - {"counterparty", "give", "get"})
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r}", unknown[0])
+    offer_request = OfferRequest(
+        _text(body, "counterparty", "counterparty"), _leg(body, "give"), _leg(body, "get")
+    )
+    try:
+        offer = await request.app[CAPTURE].create_offer(offer_request)
+    except (CaptureError, DocumentError) as exc:
+        raise _refusal(exc) from None
+    return web.json_response(offer, status=201)
+
+
+async def accept_offer(request: web.Request) -> web.Response:
+    offer = await _json_body(request)
+    try:
+        acceptance = await request.app[CAPTURE].accept_offer(offer)
+    except (CaptureError, DocumentError) as exc:
+        raise _refusal(exc) from None
+    return web.json_response(acceptance, status=201)
+
+
+async def _status(request: web.Request, swap_id: str) -> web.Response:
+    store = request.app[STORE]
+    swap = await store.get_swap(swap_id)
+    if swap is None:
+        raise ApiError(404, f"no swap {swap_id}", "id")
+    return web.json_response(await document_of(store, swap))
+
+
+async def register_acceptance(request: web.Request) -> web.Response:
+    swap_id = params.swap_id(request.match_info["id"])
+    acceptance = await _json_body(request)
+    try:
+        await request.app[CAPTURE].register_acceptance(swap_id, acceptance)
+    except (CaptureError, DocumentError) as exc:
+        raise _refusal(exc) from None
+    return await _status(request, swap_id)
+
+
+async def cancel_swap(request: web.Request) -> web.Response:
+    swap_id = params.swap_id(request.match_info["id"])
+    body = _object(await _json_body(request), "body")
+    reason = body.get("reason", "cancelled by the desk")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise ApiError(400, "must be a string of at most 500 characters", "reason")
+    try:
+        await request.app[CAPTURE].cancel(swap_id, reason)
+    except CaptureError as exc:
+        raise _refusal(exc) from None
+    return await _status(request, swap_id)
