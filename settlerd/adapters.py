@@ -82,6 +82,7 @@ class ChainAdapter(Protocol):
     """What the engine needs from a chain family. One instance per configured chain."""
 
     name: str
+    native_asset: str  # the asset fees are paid in: "BTC", "ETH"
 
     async def start(self) -> None:
         """Connect, check the node (network, sync, contract code) and resume the scanner."""
@@ -107,6 +108,9 @@ class ChainAdapter(Protocol):
 
     def events(self) -> AsyncIterator[ChainEvent]:
         """Chain events in the order the scanner found them, reorgs included."""
+
+    async def receive_address(self) -> str:
+        """An address of this daemon's own wallet on the chain, to fund its locks."""
 
     async def spendable(self, asset: str) -> int:
         """Our balance of ``asset`` that a lock could spend now, in base units (fees not deducted)."""

@@ -38,6 +38,8 @@ class AdapterFailed(RuntimeError):
 
 
 class BitcoinAdapter:
+    native_asset = "BTC"
+
     def __init__(self, settings: BitcoinSettings, store: AdapterStore) -> None:
         self.settings = settings
         self.name = settings.name

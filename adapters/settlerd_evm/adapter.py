@@ -93,6 +93,8 @@ class EvmSettings:
 
 
 class EvmAdapter:
+    native_asset = c.ETH
+
     def __init__(self, settings: EvmSettings, store: AdapterStore) -> None:
         self.settings = settings
         self.name = settings.chain
@@ -161,6 +163,9 @@ class EvmAdapter:
 
     def party(self, hashlock: bytes) -> str:
         """One account signs every swap: the contract tells swaps apart by hashlock and sender."""
+        return self.address
+
+    async def receive_address(self) -> str:
         return self.address
 
     async def spendable(self, asset: str) -> int:

@@ -44,6 +44,7 @@ TRADE_ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/offers/accept", trade.accept_offer, "trade"),
     Route("POST", "/v1/swaps/{id}/acceptance", trade.register_acceptance, "trade"),
     Route("POST", "/v1/swaps/{id}/cancel", trade.cancel_swap, "trade"),
+    Route("GET", "/v1/wallets", trade.wallets, "admin"),
 )
 
 

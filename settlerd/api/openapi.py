@@ -282,6 +282,35 @@ _PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/wallets": {
+        "get": {
+            "summary": "This daemon's funding address and spendable native balance on each chain (admin).",
+            "responses": {
+                "200": _json(
+                    "Wallets by chain.",
+                    {
+                        "type": "object",
+                        "required": ["wallets"],
+                        "properties": {
+                            "wallets": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "required": ["address", "asset", "spendable"],
+                                    "properties": {
+                                        "address": {"type": "string"},
+                                        "asset": {"type": "string"},
+                                        "spendable": {"type": "string", "pattern": "^[0-9]+$"},
+                                    },
+                                },
+                            }
+                        },
+                    },
+                ),
+                **_AUTH_ERRORS,
+            },
+        }
+    },
     "/v1/swaps": {
         "post": {
             "summary": "Initiator: create a swap from agreed terms; returns the signed offer to send.",

@@ -119,3 +119,16 @@ async def cancel_swap(request: web.Request) -> web.Response:
     except CaptureError as exc:
         raise _refusal(exc) from None
     return await _status(request, swap_id)
+
+
+async def wallets(request: web.Request) -> web.Response:
+    """Where to fund this daemon on each chain, and what it can spend there (scope ``admin``)."""
+    adapters = request.app[CAPTURE].adapters
+    out = {}
+    for name, adapter in adapters.items():
+        out[name] = {
+            "address": await adapter.receive_address(),
+            "asset": adapter.native_asset,
+            "spendable": str(await adapter.spendable(adapter.native_asset)),
+        }
+    return web.json_response({"wallets": out})

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from settlerd import swap
+from settlerd.adapters import ChainAdapter
 from settlerd.swap import Leg, Role
 from settlerd.swap.terms import UNKNOWN_PARTY, LegTerms, SwapTerms
 
@@ -67,6 +69,10 @@ class Capture:
         self._engine = engine
         self._key = key
         self._settings = settings
+
+    @property
+    def adapters(self) -> Mapping[str, ChainAdapter]:
+        return self._engine.adapters
 
     def _adapter_for(self, chain: str, field: str) -> Any:
         adapter = self._engine.adapters.get(chain)
