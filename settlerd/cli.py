@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from settlerd import __version__, config
+from settlerd import __version__, config, logs
 from settlerd.cli_swap import add_swap_commands
 
 EXIT_OK = 0
@@ -33,14 +33,6 @@ def _load(path: Path) -> config.Settings | int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -63,9 +55,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if isinstance(settings, int):
         return settings
-    _setup_logging(settings.log.level)
+    control = logs.setup_logging(settings.log.level)
+
+    def on_sighup() -> None:
+        # logrotate moved the file, or the operator changed log.level: no swap is interrupted.
+        control.reopen()
+        try:
+            control.reload(config.load(args.config).log.level)
+        except config.ConfigError as exc:
+            logging.getLogger("settlerd").error("SIGHUP: configuration not reloaded: %s", exc)
+
     try:
-        asyncio.run(daemon.run(settings))
+        asyncio.run(daemon.run(settings, on_sighup=on_sighup))
     except daemon.StartupError as exc:
         return _fail(f"cannot start: {exc}")
     return EXIT_OK

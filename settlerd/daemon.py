@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
@@ -106,12 +106,17 @@ async def _wait_for_stop(stop: asyncio.Event) -> None:
     raise _StopRequested
 
 
-async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set). Raises StartupError if a component cannot start."""
+async def run(
+    settings: Settings, *, stop: asyncio.Event | None = None, on_sighup: Callable[[], None] | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); SIGHUP calls ``on_sighup`` (logs). Raises
+    StartupError if a component cannot start."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if on_sighup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     notifier = Notifier.from_env()
     mqtt_wakeup = asyncio.Event()
     try:
@@ -151,7 +156,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             log.info("stopping: all tasks cancelled, closing API and store")
             notifier.stopping()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         notifier.close()
     log.info("stopped cleanly")

@@ -175,3 +175,24 @@ def test_invalid_config_exits_2_naming_fields(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"{path}: api.port: Input should be a valid integer, unable to parse string as an integer"
     )
+
+
+def test_sighup_reloads_the_log_level_without_stopping(tmp_path: Path, notify: NotifySocket) -> None:
+    port = free_port()
+    config = write_config(tmp_path, tmp_path / "db.sqlite3", port)
+    proc = start(config, {"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        notify.wait_for("READY=1", START_TIMEOUT_S)
+        config.write_text(config.read_text() + '[log]\nlevel = "debug"\n')
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=5) as resp:
+            assert json.load(resp)["status"] == "ok", "SIGHUP must not stop the daemon"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=STOP_LIMIT_S + 5)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in stderr.splitlines()]  # JSON lines when not on a terminal
+    assert any(line["msg"] == "log level changed from info to debug" for line in lines), stderr
