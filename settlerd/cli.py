@@ -49,6 +49,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from settlerd.config_reference import render
+
+    print(render(), end="")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from settlerd import daemon
 
@@ -111,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration tools").add_subparsers(dest="sub", required=True)
     with_config(cfg.add_parser("check", help="validate a configuration file")).set_defaults(
         func=cmd_config_check
+    )
+    cfg.add_parser("reference", help="print the configuration reference (Markdown)").set_defaults(
+        func=cmd_config_reference
     )
 
     audit = sub.add_parser("audit", help="audit tools").add_subparsers(dest="sub", required=True)

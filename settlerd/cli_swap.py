@@ -55,12 +55,13 @@ class ApiClient:
         accept: str,
         headers: Mapping[str, str],
         timeout: float = REQUEST_TIMEOUT_S,
+        data: bytes | None = None,
     ) -> Any:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
         request = urllib.request.Request(
-            url, headers={"Authorization": f"Bearer {self._token}", "Accept": accept, **headers}
+            url, data, headers={"Authorization": f"Bearer {self._token}", "Accept": accept, **headers}
         )
         try:
             return urllib.request.urlopen(request, timeout=timeout)
@@ -76,6 +77,13 @@ class ApiClient:
     def get_json(self, path: str, query: Mapping[str, str] | None = None) -> Any:
         with self._request(path, query, "application/json", {}) as response:
             return json.load(response)
+
+    def post_json(self, path: str, body: Any) -> Any:
+        data = json.dumps(body).encode()
+        with self._request(
+            path, None, "application/json", {"Content-Type": "application/json"}, data=data
+        ) as r:
+            return json.load(r)
 
     def stream(self, path: str, last_event_id: int) -> Iterator[tuple[int, dict[str, Any]]]:
         """Server-Sent Events as (id, data) pairs, resuming after ``last_event_id``."""
@@ -265,22 +273,24 @@ def _timeline(client: ApiClient, path: str, after: int) -> Iterator[dict[str, An
         after = page["next_after"]
 
 
-def add_swap_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    swap = subparsers.add_parser("swap", help="show, list and watch swaps over the HTTP API")
-    sub = swap.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--api", metavar="URL", help=f"API base URL (env SETTLERD_API_URL; default {DEFAULT_API})")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the bearer token (env SETTLERD_API_TOKEN holds the token itself)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+    return p
 
-    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--api", metavar="URL", help=f"API base URL (env SETTLERD_API_URL; default {DEFAULT_API})"
-        )
-        p.add_argument(
-            "--token-file",
-            type=Path,
-            metavar="PATH",
-            help="file holding the bearer token (env SETTLERD_API_TOKEN holds the token itself)",
-        )
-        p.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
-        return p
+
+def add_swap_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from settlerd.cli_trade import add_trade_commands
+
+    swap = subparsers.add_parser("swap", help="create, accept, show, list and watch swaps over the HTTP API")
+    sub = swap.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    add_trade_commands(sub)
 
     show = common(sub.add_parser("show", help="one swap's status, legs and deadlines"))
     show.add_argument("swap_id", metavar="SWAP_ID")

@@ -185,9 +185,11 @@ def test_unit_has_the_service_contract_the_daemon_relies_on() -> None:
     assert unit_setting("StateDirectory") == ["settlerd"]
     assert unit_setting("ExecStart") == ["/usr/bin/settlerd run --config /etc/settlerd/settlerd.toml"]
     assert {c.split(":", 1)[0] for c in unit_setting("LoadCredential")} == {
+        "node-key",
         "seed",
+        "bitcoind-rpc-password",
         "evm-key",
-        "api-token-hashes",
+        "api-tokens",
         "mqtt-password",
     }
 
@@ -202,12 +204,19 @@ def test_tmpfiles_companion_creates_a_root_only_credentials_directory(tmp_path: 
         assert Path(credential.split(":", 1)[1]).parent == Path("/etc/settlerd/credentials")
 
 
-def test_sample_config_is_valid_and_points_the_store_at_the_state_directory() -> None:
+def test_sample_config_is_valid_and_points_the_store_at_the_state_directory(tmp_path: Path) -> None:
+    # The credentials directory as systemd would hand it over: the tokens file is read at check time.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "api-tokens").write_text(
+        '[[tokens]]\nname = "venue"\nscope = "read"\nsha256 = "' + "ab" * 32 + '"\n'
+    )
     result = subprocess.run(
         [sys.executable, "-m", "settlerd", "config", "check", "--config", str(SAMPLE_CONFIG)],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)},
     )
     assert result.returncode == 0, result.stderr
     assert "store sqlite:////var/lib/settlerd/" in result.stdout
