@@ -25,6 +25,7 @@ class AdapterInfo:
     family: str
     description: str
     factory: Any = None  # callable(settings: Mapping[str, Any], store: Any) -> ChainAdapter
+    cli: Any = None  # callable(subparsers) adding the adapter's own `settlerd` commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,37 @@ class ChainAdapter(Protocol):
 
     async def broadcast(self, tx: SignedTx) -> str:
         """Broadcast; broadcasting the same transaction twice is harmless. Returns the txid."""
+
+
+class CheckStatus(enum.StrEnum):
+    OK = "ok"
+    WARN = "warn"  # works, but an operator should look: an empty wallet, no fee estimate
+    FAIL = "FAIL"  # settlerd cannot run safely like this
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``settlerd doctor``: what was checked, what was found, and what to change if not ok.
+
+    ``fix`` names the setting (``chains.btc.rpc_url``) or the action; nothing here may hold a secret.
+    """
+
+    name: str  # "<chain>.<aspect>", e.g. "btc.network"
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """Optional for an adapter: checks of its node and settings for ``settlerd doctor``.
+
+    Called on a built but not started adapter. It must not write to the store or broadcast, must return
+    a FAIL check instead of raising when the node is unreachable, and must bound every network call so it
+    returns within a few seconds however the node misbehaves.
+    """
+
+    async def diagnose(self) -> list[Check]: ...
 
 
 class AdapterNotFound(LookupError):

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from settlerd import __version__, config, logs
+from settlerd import __version__, adapters, config, logs
 from settlerd.cli_swap import add_swap_commands
 
 EXIT_OK = 0
@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
         func=cmd_audit_verify
     )
     add_swap_commands(sub)
+    for info in adapters.discover().values():
+        if info.cli is not None:
+            info.cli(sub)  # an adapter's own commands, e.g. `settlerd contract deploy` from the EVM one
     return parser
 
 

@@ -12,8 +12,18 @@ def _factory(settings: Any, store: AdapterStore) -> Any:
     return factory(settings, store)
 
 
+def _cli(subparsers: Any) -> None:
+    from .cli import add_commands
+
+    add_commands(subparsers)
+
+
 adapter_info = AdapterInfo(
-    name="evm", family="evm", description="EVM HTLC contract adapter (ETH, ERC-20)", factory=_factory
+    name="evm",
+    family="evm",
+    description="EVM HTLC contract adapter (ETH, ERC-20)",
+    factory=_factory,
+    cli=_cli,
 )
 
 __all__ = ["adapter_info"]
