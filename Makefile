@@ -6,9 +6,13 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 NPM_STAMP := regtest/node_modules/.stamp-$(shell cat regtest/package.json regtest/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup venv npm lint test test-unit demo clean
+.PHONY: setup venv npm broker lint test test-unit demo clean
 
-setup: venv npm
+setup: venv npm broker
+
+# Mosquitto on 127.0.0.1:1883: used as it is when running, installed and started where it can be.
+broker:
+	@regtest/ensure-broker
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
