@@ -127,14 +127,20 @@ def derive_status(state: SwapState) -> Status:
     if initiator:
         if final(two, claim) and (final(one, claim) or final(one, refund)):
             return Status.COMPLETED
-        if seen(one, claim) and final(two, refund):
+        # Leg 1 went to the participant, and leg 2 went back to them or can no longer come to us.
+        gone = final(two, refund) or (
+            state.now >= state.terms.leg2.deadline and not seen(two, claim) and not state.leg2.claim_requested
+        )
+        if final(one, claim) and gone:
             return Status.FAILED
         if final(one, refund) and not seen(two, claim):
             return Status.REFUNDED
     else:
         if final(one, claim):
             return Status.COMPLETED
-        if seen(two, claim) and final(one, refund):
+        # Leg 2 went to the initiator, and leg 1 went back to them or is not there to claim any more.
+        gone = final(one, refund) or (state.now >= state.terms.leg1.deadline and state.leg1.lock is None)
+        if final(two, claim) and not seen(one, claim) and gone:
             return Status.FAILED
         if (
             final(two, refund)
@@ -241,9 +247,9 @@ def _lock_seen(state: SwapState, event: LockSeen, actions: list[Action]) -> Swap
     leg = state.leg(event.leg)
     if event.htlc_id in leg.ignored:
         return state
-    problems = lock_mismatches(state.terms.leg(event.leg), event.found)
     if event.leg is state.role.own_leg and not leg.lock_requested:
-        problems.append("we never asked to lock this leg")
+        return state  # not ours (yet): our lock is only ever the one we asked for and broadcast
+    problems = lock_mismatches(state.terms.leg(event.leg), event.found)
     if problems or (leg.htlc_id is not None and leg.htlc_id != event.htlc_id):
         why = "; ".join(problems) if problems else f"leg {event.leg} is already HTLC {leg.htlc_id}"
         whose = "our own lock" if event.leg is state.role.own_leg else "the counterparty's lock"

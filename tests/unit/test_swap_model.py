@@ -148,8 +148,8 @@ def alphabet(state: SwapState, *, implausible: bool = True) -> list[Event]:
     for leg in Leg:
         depth = DEPTH[leg]
         events += [exact_lock(leg, now, 1), exact_lock(leg, now, depth)]
-        events.append(ClaimSeen(now, leg, REAL[leg], f"claim-{leg}", SECRET, 0))
-        events.append(RefundSeen(now, leg, REAL[leg], f"refund-{leg}", 1))
+        events += [ClaimSeen(now, leg, REAL[leg], f"claim-{leg}", SECRET, c) for c in (0, depth)]
+        events += [RefundSeen(now, leg, REAL[leg], f"refund-{leg}", c) for c in (1, depth)]
         events += [Confirmations(now, leg, REAL[leg], spend, depth) for spend in Spend]
         events += [Reorged(now, leg, REAL[leg], spend) for spend in Spend]
         if implausible:
