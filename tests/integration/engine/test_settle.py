@@ -74,8 +74,11 @@ async def test_eth_for_erc20_settles_on_both_sides(
         events = await desk.store.events(swap_id=swap_id, limit=None)
         assert events[-1].status == Status.COMPLETED
         assert "tick" not in {e.kind for e in events if e.payload.get("change") is None}
-        legs = await desk.store.legs_of(swap_id)
-        assert all(leg.lock_txid and leg.claim_txid and leg.final for leg in legs), (desk.name, legs)
+        legs = {leg.leg: leg for leg in await desk.store.legs_of(swap_id)}
+        assert all(leg.lock_txid and leg.claim_txid for leg in legs.values()), (desk.name, legs)
+    # What ends each side: the initiator waits for both claims to be final, the participant for its own.
+    assert all(leg.final for leg in await a.store.legs_of(swap_id))
+    assert {leg.leg: leg.final for leg in await b.store.legs_of(swap_id)}[1]
 
 
 async def test_participant_never_locks_so_the_initiator_refunds(
