@@ -15,6 +15,7 @@ from pathlib import Path
 
 from settlerd import __version__, adapters, config, logs
 from settlerd.cli_swap import add_swap_commands
+from settlerd.doctor import add_doctor_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -128,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         func=cmd_audit_verify
     )
     add_swap_commands(sub)
+    add_doctor_command(sub, _load)
     for info in adapters.discover().values():
         if info.cli is not None:
             info.cli(sub)  # an adapter's own commands, e.g. `settlerd contract deploy` from the EVM one

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
+from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
 
 from . import fees
+from .diagnose import diagnose as run_checks
 from .htlc import Htlc, parse_htlc, segwit_address, sha256
 from .keys import CHANGE, RECEIVE, KeyChain
 from .records import sats
@@ -86,6 +87,10 @@ class BitcoinAdapter:
                 self.wallet.reserved.update(str(i.prevout) for i in parse_tx(tx.raw).inputs)
         await self.scanner.sync()
         self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
+
+    async def diagnose(self) -> list[Check]:
+        """Checks for ``settlerd doctor``, on an adapter that was not started (see ``diagnose.py``)."""
+        return await run_checks(self)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -17,11 +17,12 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
-from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms, SignedTx
+from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
 
 from . import contract as c
 from . import fees
 from .artifact import htlc
+from .diagnose import diagnose as run_checks
 from .nonces import NonceManager
 from .scanner import Scanner
 
@@ -131,6 +132,10 @@ class EvmAdapter:
         await self.nonces.sync(int(await self.w3.eth.get_transaction_count(self.address, "pending")))
         await self.scanner.resume(self.settings.start_block)
         self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
+
+    async def diagnose(self) -> list[Check]:
+        """Checks for ``settlerd doctor``, on an adapter that was not started (see ``diagnose.py``)."""
+        return await run_checks(self)
 
     async def close(self) -> None:
         if self._task is not None:
