@@ -65,6 +65,8 @@ async def diagnose(adapter: EvmAdapter) -> list[Check]:
             Check(f"{name}.node", CheckStatus.OK, f"{url} answers"),
             _chain_id(adapter, chain_id),
         ]
+        if checks[-1].status is CheckStatus.FAIL:
+            return checks  # the rest would describe a chain this one must not use
         syncing = await call(w3.eth.syncing)
         if syncing:
             current = syncing.get("currentBlock", "?") if isinstance(syncing, dict) else "?"

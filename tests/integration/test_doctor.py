@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,26 @@ def test_one_failure(desk: Desk, tmp_path: Path, case: str) -> None:
     assert len(failed) == 1, lines
     assert failed[0].startswith(f"FAIL  {check}: ")
     assert "-> fix: " in failed[0] and names in failed[0].split("-> fix: ")[1]
+    assert code == 1
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers: a hung node, the case a timeout exists for."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+def test_hung_node_is_a_fail_line(desk: Desk, tmp_path: Path, silent_port: int) -> None:
+    config = _set(green_config(desk), "chains.evm.rpc_url", f"http://127.0.0.1:{silent_port}")
+    code, lines = doctor(tmp_path, config)
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert failed == [
+        f"FAIL  evm.node: cannot use the node at http://127.0.0.1:{silent_port}: no answer within 5 s "
+        "-> fix: start the node or fix chains.evm.rpc_url"
+    ]
     assert code == 1
 
 
