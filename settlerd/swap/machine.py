@@ -94,7 +94,7 @@ def step(state: SwapState, event: Event) -> Step:
     if is_terminal(state.status):
         return _after_end(state, event)
     actions: list[Action] = []
-    current = replace(state, now=max(state.now, event.at))
+    current = replace(state, now=event.at) if event.at > state.now else state
     if current.accepted or event.kind not in CHAIN_EVENTS:
         current = _apply(current, event, actions)
     current = _decide(current, actions)

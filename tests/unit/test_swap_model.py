@@ -36,6 +36,7 @@ from settlerd.swap import (
     SwapTerms,
     Tick,
     Transition,
+    is_terminal,
     new_swap,
     step,
 )
@@ -134,34 +135,40 @@ def wrong_locks(leg: Leg, at: datetime) -> list[LockSeen]:
     ]
 
 
-def alphabet(state: SwapState, *, implausible: bool = True) -> list[Event]:
+def alphabet(state: SwapState, *, implausible: bool = True, later: bool = True) -> list[Event]:
     """Every event worth trying in ``state``: the world does not care what the swap expects.
 
     ``implausible`` adds events that must change nothing (wrong-terms locks, a second lock, a claim with
-    the wrong preimage); the explorer leaves them out to keep its state space small.
+    the wrong preimage). ``later`` also offers each event at the next milestone: every event carries
+    its time, so one event can bring news and let a deadline pass at once.
     """
-    now = state.now
-    events: list[Event] = [CancelRequested(now, "desk changed its mind")]
-    if not state.accepted:
-        events.append(AcceptanceRegistered(now, agreed_terms()))
-    events.extend(Tick(t) for t in MILESTONES if t > now)
-    for leg in Leg:
-        depth = DEPTH[leg]
-        events += [exact_lock(leg, now, 1), exact_lock(leg, now, depth)]
-        events += [ClaimSeen(now, leg, REAL[leg], f"claim-{leg}", SECRET, c) for c in (0, depth)]
-        events += [RefundSeen(now, leg, REAL[leg], f"refund-{leg}", c) for c in (1, depth)]
-        events += [Confirmations(now, leg, REAL[leg], spend, depth) for spend in Spend]
-        events += [Reorged(now, leg, REAL[leg], spend) for spend in Spend]
-        if implausible:
-            events += [exact_lock(leg, now, depth, SECOND[leg]), *wrong_locks(leg, now)]
-            events.append(ClaimSeen(now, leg, REAL[leg], f"bad-claim-{leg}", WRONG_SECRET, depth))
-    events += engine_results(state)
+    future = [t for t in MILESTONES if t > state.now]
+    events: list[Event] = [Tick(t) for t in future]
+    for at in [state.now, *future[:1]] if later else [state.now]:
+        events += events_at(state, at, implausible=implausible)
     return events
 
 
-def engine_results(state: SwapState) -> list[Event]:
+def events_at(state: SwapState, at: datetime, *, implausible: bool) -> list[Event]:
+    events: list[Event] = [CancelRequested(at, "desk changed its mind")]
+    if not state.accepted:
+        events.append(AcceptanceRegistered(at, agreed_terms()))
+    for leg in Leg:
+        depth = DEPTH[leg]
+        events += [exact_lock(leg, at, 1), exact_lock(leg, at, depth)]
+        events += [ClaimSeen(at, leg, REAL[leg], f"claim-{leg}", SECRET, c) for c in (0, depth)]
+        events += [RefundSeen(at, leg, REAL[leg], f"refund-{leg}", c) for c in (1, depth)]
+        events += [Confirmations(at, leg, REAL[leg], spend, depth) for spend in Spend]
+        events += [Reorged(at, leg, REAL[leg], spend) for spend in Spend]
+        if implausible:
+            events += [exact_lock(leg, at, depth, SECOND[leg]), *wrong_locks(leg, at)]
+            events.append(ClaimSeen(at, leg, REAL[leg], f"bad-claim-{leg}", WRONG_SECRET, depth))
+    events += engine_results(state, at)
+    return events
+
+
+def engine_results(state: SwapState, now: datetime) -> list[Event]:
     """What the engine can report for the actions asked of it so far."""
-    now = state.now
     own, counter = state.role.own_leg, state.role.counter_leg
     mine, theirs = state.leg(own), state.leg(counter)
     events: list[Event] = []
@@ -230,7 +237,7 @@ def explore(role: Role) -> dict[Transition, tuple[Event, ...]]:
                 entry = Transition(role, result.change.source, event.kind, result.change.target)
                 witness.setdefault(entry, (*path, event))
             key = abstract(result.state)
-            if key not in seen:
+            if key not in seen and not is_terminal(result.state.status):  # nothing leaves a terminal status
                 seen.add(key)
                 queue.append((result.state, (*path, event)))
     return witness

@@ -41,10 +41,11 @@ from .test_swap_model import (
     DEPTH,
     LEG1_DEADLINE,
     LEG2_DEADLINE,
+    MILESTONES,
     REAL,
     SECOND,
     SECRET,
-    alphabet,
+    events_at,
     fresh,
     try_step,
 )
@@ -87,7 +88,8 @@ def random_run(data: st.DataObject, role: Role, length: int = 30) -> tuple[SwapS
     oracle = Oracle()
     history: History = []
     for _ in range(data.draw(st.integers(min_value=1, max_value=length), label="length")):
-        event = data.draw(st.sampled_from(alphabet(state)))
+        at = data.draw(st.sampled_from([state.now, *(t for t in MILESTONES if t > state.now)]), label="at")
+        event = data.draw(st.sampled_from([*events_at(state, at, implausible=True), Tick(at)]))
         result = try_step(state, event)
         if result is None:
             continue
