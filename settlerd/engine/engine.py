@@ -17,7 +17,8 @@ from typing import Any
 
 from settlerd import swap
 from settlerd.adapters import ChainAdapter, ChainEvent, ChainEventKind
-from settlerd.store import Store
+from settlerd.store import Store, TxStatus
+from settlerd.store.rows import UNCONFIRMED
 from settlerd.swap import Leg, Spend, SwapState
 
 from . import records
@@ -152,7 +153,10 @@ class Engine:
             if replace(result.state, now=live.state.now) == live.state and not result.actions:
                 live.state = result.state
                 return result
+            settled = await self._settled_txs(swap_id, event, txid, result.state)
             async with self.store.write() as tx:
+                for settled_txid, status in settled:
+                    await tx.mark_tx(settled_txid, status)
                 before = dict(live.txids)
                 live.note_txid(event, txid)
                 try:
@@ -185,6 +189,27 @@ class Engine:
         if swap.is_terminal(live.state.status):
             self._live.pop(swap_id, None)
         return result
+
+    async def _settled_txs(
+        self, swap_id: str, event: swap.Event, txid: str | None, state: SwapState
+    ) -> list[tuple[str, TxStatus]]:
+        """Journal entries this step settles, so rebroadcasting stops: a spend of ours that reached
+        finality is confirmed (its other versions replaced); a swap that ended drops what is left."""
+        spend = records.spend_of(event)
+        seen = event if isinstance(event, swap.LockSeen | swap.ClaimSeen | swap.RefundSeen) else None
+        final = seen is not None and spend is not None and state.is_final(seen.leg, spend)
+        ended = swap.is_terminal(state.status)
+        if not (final or ended):
+            return []
+        txid = txid or getattr(event, "txid", None)
+        updates: list[tuple[str, TxStatus]] = []
+        for record in await self.store.signed_txs(swap_id=swap_id, statuses=UNCONFIRMED):
+            if final and seen is not None and record.leg == int(seen.leg) and record.purpose == spend:
+                confirmed = record.txid == txid
+                updates.append((record.txid, TxStatus.CONFIRMED if confirmed else TxStatus.REPLACED))
+            elif ended:
+                updates.append((record.txid, TxStatus.DROPPED))
+        return updates
 
     async def _act(self, live: LiveSwap, actions: tuple[swap.Action, ...]) -> None:
         for action in actions:

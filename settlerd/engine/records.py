@@ -27,14 +27,14 @@ class LiveSwap:
     txids: dict[tuple[Leg, Spend], str] = field(default_factory=dict)
 
     def note_txid(self, event: swap.Event, txid: str | None) -> None:
-        spend = _spend_of(event)
+        spend = spend_of(event)
         leg = getattr(event, "leg", None)
         txid = txid or getattr(event, "txid", None)
         if spend is not None and isinstance(leg, Leg) and txid:
             self.txids[(leg, spend)] = txid
 
 
-def _spend_of(event: swap.Event) -> Spend | None:
+def spend_of(event: swap.Event) -> Spend | None:
     match event:
         case swap.LockSeen() | swap.LockBroadcast():
             return Spend.LOCK

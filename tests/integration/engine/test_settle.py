@@ -9,6 +9,8 @@ from typing import Any
 from web3 import AsyncWeb3
 
 from settlerd.engine import LegRequest, OfferRequest
+from settlerd.store import TxStatus
+from settlerd.store.rows import UNCONFIRMED
 from settlerd.swap import Status
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
@@ -76,6 +78,10 @@ async def test_eth_for_erc20_settles_on_both_sides(
         assert "tick" not in {e.kind for e in events if e.payload.get("change") is None}
         legs = {leg.leg: leg for leg in await desk.store.legs_of(swap_id)}
         assert all(leg.lock_txid and leg.claim_txid for leg in legs.values()), (desk.name, legs)
+        # Settled journal entries are confirmed or dropped, so nothing is rebroadcast forever.
+        journal = await desk.store.signed_txs(swap_id=swap_id)
+        assert {t.purpose: t.status for t in journal if t.status == TxStatus.CONFIRMED}.keys() >= {"lock"}
+        assert not [t for t in journal if t.status in UNCONFIRMED], journal
     # What ends each side: the initiator waits for both claims to be final, the participant for its own.
     assert all(leg.final for leg in await a.store.legs_of(swap_id))
     assert {leg.leg: leg.final for leg in await b.store.legs_of(swap_id)}[1]
