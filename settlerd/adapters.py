@@ -161,6 +161,14 @@ class Diagnosable(Protocol):
     async def diagnose(self) -> list[Check]: ...
 
 
+@runtime_checkable
+class SyncReporting(Protocol):
+    """Optional: how far the adapter's scanner has read against its node's tip (readiness, metrics)."""
+
+    async def sync_status(self) -> tuple[int, int]:
+        """(last block height scanned, the node's tip height); raises when the node does not answer."""
+
+
 class AdapterNotFound(LookupError):
     pass
 

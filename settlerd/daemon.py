@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
-from settlerd import __version__, notify
-from settlerd.api import make_app
+from settlerd import __version__, chain_health, notify
+from settlerd.adapters import ChainAdapter
+from settlerd.api import Metrics, Readiness, make_app
 from settlerd.chains import ChainStartError, started
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError, read_secret
@@ -35,8 +36,12 @@ class _StopRequested(Exception):
 
 
 @asynccontextmanager
-async def _api_listener(settings: Settings, store: Store, capture: Capture | None) -> AsyncIterator[str]:
-    app = make_app(settings, store, capture=capture)
+async def _api_listener(
+    settings: Settings, store: Store, capture: Capture | None, chains: Mapping[str, ChainAdapter]
+) -> AsyncIterator[str]:
+    readiness, metrics = Readiness(), Metrics()
+    chain_health.register(chains, readiness, metrics)
+    app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
@@ -132,7 +137,7 @@ async def run(
             )
             resumed = await engine.resume()
             capture = _capture(settings, engine)
-            api_url = await stack.enter_async_context(_api_listener(settings, store, capture))
+            api_url = await stack.enter_async_context(_api_listener(settings, store, capture, chains))
             log.info(
                 "settlerd %s serving node %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
                 __version__,

@@ -141,6 +141,9 @@ class BitcoinAdapter:
     def tip(self) -> int:
         return self.scanner.tip
 
+    async def sync_status(self) -> tuple[int, int]:
+        return self.tip, int(await self.rpc.call("getblockcount"))
+
     async def wait_for_tip(self, height: int) -> None:
         """Return once the block at ``height`` was read and what was due then was rebroadcast or bumped."""
         async with self._tip_moved:

@@ -170,6 +170,10 @@ class EvmAdapter:
         """One account signs every swap: the contract tells swaps apart by hashlock and sender."""
         return self.address
 
+    async def sync_status(self) -> tuple[int, int]:
+        scanned = self.scanner.height
+        return (-1 if scanned is None else scanned), int(await self.w3.eth.block_number)
+
     async def receive_address(self) -> str:
         return self.address
 

@@ -1,0 +1,32 @@
+"""Per-chain readiness and gauges: node answering, scanner caught up, block lag and RPC latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from settlerd.adapters import ChainAdapter, SyncReporting
+from settlerd.api import Metrics, Readiness
+from settlerd.api.readiness import Check
+
+# A scanner polls every few seconds: a block or two behind is normal between polls, more is not.
+MAX_READY_LAG_BLOCKS = 2
+
+
+def _check(name: str, adapter: SyncReporting, metrics: Metrics) -> Check:
+    async def check() -> None:
+        started = time.monotonic()
+        scanned, tip = await adapter.sync_status()
+        metrics.set_rpc_latency(name, time.monotonic() - started)
+        lag = max(0, tip - scanned)
+        metrics.set_block_lag(name, lag)
+        if lag > MAX_READY_LAG_BLOCKS:
+            raise RuntimeError(f"chain {name}: scanner at block {scanned}, node at {tip} ({lag} behind)")
+
+    return check
+
+
+def register(adapters: Mapping[str, ChainAdapter], readiness: Readiness, metrics: Metrics) -> None:
+    for name, adapter in adapters.items():
+        if isinstance(adapter, SyncReporting):
+            readiness.add(f"chain:{name}", _check(name, adapter, metrics))
