@@ -264,11 +264,19 @@ class Engine:
     async def tick(self) -> None:
         """Re-evaluate deadlines of every live swap and retry unfinished actions."""
         now = self.clock()
-        for swap_id in list(self._live):
+        # S3: claims whose deadline is nearest go first, ahead of every other swap's work.
+        for swap_id in sorted(self._live, key=self._claim_deadline):
             if swap_id in self._live:
                 await self.apply(swap_id, swap.Tick(now))
             if swap_id in self._live:
                 await self.executor.retry(swap_id)
+
+    def _claim_deadline(self, swap_id: str) -> datetime:
+        state = self._live[swap_id].state
+        leg = state.role.counter_leg
+        if state.secret is not None and not state.leg(leg).spent:
+            return state.terms.leg(leg).deadline
+        return datetime.max.replace(tzinfo=UTC)
 
     async def _follow(self, adapter: ChainAdapter) -> None:
         async for event in adapter.events():
