@@ -36,6 +36,7 @@ from string import Template
 from typing import Any
 
 import aiohttp
+import aiomqtt
 from eth_account import Account
 from settlerd_evm.artifact import load_artifact
 from settlerd_evm.deploy import deploy_contract
@@ -67,6 +68,9 @@ FUNDING_TIMEOUT_S = 60.0
 DEFAULT_WAIT_S = 120.0  # a swap settles in well under a minute here; leave room for a busy machine
 POLL_S = 0.25
 LOG_TAIL_LINES = 40
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+# The broker sends retained messages right after SUBSCRIBE; this long without one means all were seen.
+RETAINED_QUIET_S = 0.5
 
 CONFIG_TEMPLATE = Template(
     """\
@@ -409,7 +413,7 @@ class Localnet:
             daemon.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "settlerd", "run", "--config", str(daemon.config),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                env=daemon.env(), cwd=daemon.home,
+                env=daemon.env(), cwd=daemon.home, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -546,12 +550,37 @@ class Localnet:
 
     # --- shutdown ---
 
+    async def _clear_retained(self) -> None:
+        """Empty the retained topics our daemons left on the shared broker (status documents, online flag):
+        their node ids are never used again, so they would only pile up."""
+        if not self.daemons:
+            return
+        topics: set[str] = set()
+        try:
+            async with aiomqtt.Client(
+                MQTT_HOST, MQTT_PORT, identifier=f"localnet-{secrets.token_hex(4)}"
+            ) as mqtt:
+                for daemon in self.daemons:
+                    await mqtt.subscribe(f"settlerd/v1/{daemon.node_id}/#", qos=1)
+                messages = aiter(mqtt.messages)
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        async with asyncio.timeout(RETAINED_QUIET_S):
+                            message = await anext(messages)
+                        if message.retain and message.payload:
+                            topics.add(message.topic.value)
+                for topic in sorted(topics):
+                    await mqtt.publish(topic, b"", qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            sys.stderr.write(f"localnet: retained messages left on the broker ({exc})\n")
+
     async def close(self) -> None:
         """Stop every daemon (gracefully, then by force), the miners and the HTTP clients."""
         await asyncio.gather(*(self.stop(d) for d in self.daemons), return_exceptions=True)
         for daemon in self.daemons:  # a stop that failed above must still not leave a process behind
             await self.kill(daemon)
         await self._stop_miners()
+        await self._clear_retained()
         await self._http.close()
         await self.w3.provider.disconnect()
 
