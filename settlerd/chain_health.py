@@ -26,6 +26,15 @@ def _check(name: str, adapter: SyncReporting, metrics: Metrics) -> Check:
     return check
 
 
+def engine_check(unresumable: Mapping[str, str]) -> Check:
+    async def check() -> None:
+        if unresumable:
+            first = next(iter(unresumable.items()))
+            raise RuntimeError(f"{len(unresumable)} swap(s) not resumed, e.g. {first[0]}: {first[1]}")
+
+    return check
+
+
 def register(adapters: Mapping[str, ChainAdapter], readiness: Readiness, metrics: Metrics) -> None:
     for name, adapter in adapters.items():
         if isinstance(adapter, SyncReporting):

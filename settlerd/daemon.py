@@ -37,10 +37,15 @@ class _StopRequested(Exception):
 
 @asynccontextmanager
 async def _api_listener(
-    settings: Settings, store: Store, capture: Capture | None, chains: Mapping[str, ChainAdapter]
+    settings: Settings,
+    store: Store,
+    capture: Capture | None,
+    chains: Mapping[str, ChainAdapter],
+    unresumable: Mapping[str, str],
 ) -> AsyncIterator[str]:
     readiness, metrics = Readiness(), Metrics()
     chain_health.register(chains, readiness, metrics)
+    readiness.add("engine", chain_health.engine_check(unresumable))
     app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -137,7 +142,9 @@ async def run(
             )
             resumed = await engine.resume()
             capture = _capture(settings, engine)
-            api_url = await stack.enter_async_context(_api_listener(settings, store, capture, chains))
+            api_url = await stack.enter_async_context(
+                _api_listener(settings, store, capture, chains, engine.unresumable)
+            )
             log.info(
                 "settlerd %s serving node %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
                 __version__,

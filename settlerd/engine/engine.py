@@ -62,6 +62,7 @@ class Engine:
         self.clock = clock
         self._tick = tick
         self._live: dict[str, LiveSwap] = {}
+        self.unresumable: dict[str, str] = {}  # swap id -> why its log did not replay
         self._locks: dict[str, asyncio.Lock] = {}
         self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
         self._wakeups = tuple(wakeups)  # set after every logged change: they wake the publishers
@@ -86,7 +87,16 @@ class Engine:
         for row in rows:
             secret = await self.store.get_secret(row.id)
             events = await self.store.events(swap_id=row.id, limit=None)
-            live = records.rebuild(row, secret, events)
+            try:
+                live = records.rebuild(row, secret, events)
+            except (swap.SwapError, KeyError, ValueError) as exc:
+                # One swap whose log no longer replays must not stop every other swap's claims and
+                # refunds: it is left out, named, and keeps the daemon not ready until fixed.
+                self.unresumable[row.id] = str(exc)
+                log.error(
+                    "swap %s cannot be resumed from its log: %s", row.id, exc, extra={"swap_id": row.id}
+                )
+                continue
             self._adopt(live)
         for swap_id in list(self._live):
             await self.executor.retry(swap_id)

@@ -72,8 +72,9 @@ def leg_rows(live: LiveSwap) -> list[LegRow]:
     rows = []
     for number in (Leg.ONE, Leg.TWO):
         terms, facts = state.terms.leg(number), state.leg(number)
-        depths = [d for d in (facts.claim, facts.refund) if d is not None] or [facts.lock or 0]
-        confirmations = max(depths)
+        # The lock's depth: what venues watch for finality. Spends are final when the status says so
+        # (completed, refunded), and a leg stops being watched once its swap ended.
+        confirmations = facts.lock or 0
         rows.append(
             LegRow(
                 swap_id=state.swap_id,

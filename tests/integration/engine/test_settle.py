@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from web3 import AsyncWeb3
@@ -149,3 +151,23 @@ async def test_initiator_restarted_mid_swap_resumes_and_completes(
     assert await wait_status(b, swap_id, Status.COMPLETED) == Status.COMPLETED
     locks = [t for t in await a.store.signed_txs(swap_id=swap_id) if t.purpose == "lock"]
     assert len(locks) == 1, "a restart must never fund the same leg twice"
+
+
+async def test_a_swap_whose_log_does_not_replay_is_named_and_the_others_resume(
+    make_desk: MakeDesk, token: Any, tmp_path: Path
+) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    give, get = LegRequest("eth", "ETH", ETH_AMOUNT), LegRequest("usd", token.address, TOKEN_AMOUNT)
+    good = await b.capture.accept_offer(await a.capture.create_offer(OfferRequest(b.name, give, get)))
+    bad = await b.capture.accept_offer(await a.capture.create_offer(OfferRequest(b.name, give, get)))
+    await stop(b)
+    with sqlite3.connect(tmp_path / "desk-b.sqlite3") as db:
+        db.execute(
+            "UPDATE events SET payload = ? WHERE swap_id = ? AND kind = 'acceptance_registered'",
+            ('{"event": {"kind": "no-such-event"}}', bad["swap_id"]),
+        )
+
+    b = await make_desk("desk-b", like=b)
+
+    assert b.engine.live_ids() == [good["swap_id"]]
+    assert list(b.engine.unresumable) == [bad["swap_id"]]
