@@ -198,7 +198,8 @@ class AdapterStore(Protocol):
 
     Cursors hold what an adapter must find again after a restart (scanner tip and recent block hashes,
     wallet birthday progress, the next EVM nonce). Signed transactions are written by the engine before
-    broadcast (S4); an adapter reads them back to rebroadcast and to keep nonces without gaps.
+    broadcast (S4); an adapter reads them back to rebroadcast and to keep nonces without gaps, and journals
+    its own fee bumps through ``record_replacement`` before it broadcasts them (S3, S4).
     """
 
     async def get_cursor(self, chain: str, key: str) -> str | None: ...
@@ -206,3 +207,8 @@ class AdapterStore(Protocol):
     async def put_cursor(self, chain: str, key: str, value: str) -> None: ...
 
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
+
+    async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
+        """Journal ``tx``, a fee-bumped replacement of the journaled transaction ``replaces`` (a txid on
+        the same chain), under the same swap and leg; call it before ``tx`` is broadcast. The replaced one
+        stays unconfirmed until the engine settles whichever version confirms."""

@@ -46,6 +46,9 @@ class CursorReader:
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
         return []
 
+    async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
+        raise StoreError("settlerd doctor does not write to the store")
+
 
 @dataclass
 class StoreDiagnosis:

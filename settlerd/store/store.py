@@ -18,7 +18,7 @@ from ..adapters import SignedTx
 from . import queries
 from . import schema as t
 from .connect import BEGIN_OPTION, Target, create_engine, parse
-from .errors import StoreError
+from .errors import NotFound, StoreError
 from .migrations import LATEST_VERSION, migrate
 from .rows import UNCONFIRMED, ChainHead, Event, Leg, SignedTxRecord, Swap, TxStatus
 from .writer import WriteTx
@@ -226,3 +226,18 @@ class Store:
         """Signed or broadcast but not yet confirmed, in the order they were signed (nonce order)."""
         records = await self.signed_txs(chain=chain, statuses=UNCONFIRMED)
         return [r.as_signed_tx() for r in records]
+
+    async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
+        """Journal a fee bump under the swap and leg of the transaction it replaces (before broadcast)."""
+        async with self._read() as conn:
+            q = select(t.signed_txs.c.swap_id, t.signed_txs.c.leg).where(
+                t.signed_txs.c.chain == tx.chain, t.signed_txs.c.txid == replaces
+            )
+            found = (await conn.execute(q)).first()
+        if found is None:
+            raise NotFound(
+                f"{tx.chain}: {tx.txid} would replace {replaces}, which is not in the journal; "
+                "only journaled transactions may be replaced"
+            )
+        async with self.write() as w:
+            await w.record_signed_tx(tx, found.swap_id, found.leg, replaces=replaces)

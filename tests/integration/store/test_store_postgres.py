@@ -175,7 +175,16 @@ async def test_journal_cursors_and_legs_round_trip(store: Store) -> None:
     assert await store.get_secret("s1") == SECRET
     assert (await store.legs_of("s1"))[0].amount == 2**200 + 1
     assert await store.unconfirmed_txs("evm") == [lock]
+    bump = SignedTx("evm", "bb" * 32, b"\3", "lock", 5, {"gas": 21000})
+    await store.record_replacement(bump, "aa" * 32)
+    assert await store.unconfirmed_txs("evm") == [lock, bump]
+    assert [(r.swap_id, r.leg, r.replaces) for r in await store.signed_txs(swap_id="s1")][1] == (
+        "s1",
+        2,
+        "aa" * 32,
+    )
     async with store.write() as tx:
         await tx.mark_tx("aa" * 32, TxStatus.CONFIRMED, confirmed_height=77)
+        await tx.mark_tx("bb" * 32, TxStatus.REPLACED)
     assert await store.unconfirmed_txs("evm") == []
     assert [s.id for s in await store.live_swaps({"completed"})] == ["s1"]

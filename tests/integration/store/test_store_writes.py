@@ -265,3 +265,27 @@ async def test_a_write_inside_a_write_is_refused_instead_of_hanging(store: Store
     assert await store.events() == [] and await store.get_cursor("evm", "nonce") is None
     await store.put_cursor("evm", "nonce", "8")
     assert await store.get_cursor("evm", "nonce") == "8"
+
+
+async def test_record_replacement_journals_the_bump_under_the_replaced_swap_and_leg(store: Store) -> None:
+    await new_swap(store, "s1")
+    async with store.write() as t:
+        await t.record_signed_tx(tx("aa" * 32, nonce=7, purpose="claim"), "s1", 2)
+        await t.mark_tx("aa" * 32, TxStatus.BROADCAST)
+    adapter_view: AdapterStore = store
+    bump = tx("bb" * 32, nonce=7, purpose="claim")
+    await adapter_view.record_replacement(bump, "aa" * 32)
+    await adapter_view.record_replacement(bump, "aa" * 32)  # a retry after a crash changes nothing
+
+    # Both stay unconfirmed, newest last: the engine settles whichever one is mined.
+    assert await adapter_view.unconfirmed_txs("evm") == [tx("aa" * 32, nonce=7, purpose="claim"), bump]
+    original, replacement = await store.signed_txs(swap_id="s1")
+    assert original.status is TxStatus.BROADCAST and original.replaces is None
+    assert (replacement.txid, replacement.swap_id, replacement.leg) == ("bb" * 32, "s1", 2)
+    assert replacement.status is TxStatus.SIGNED and replacement.replaces == "aa" * 32
+
+    with pytest.raises(NotFound, match="not in the journal"):
+        await adapter_view.record_replacement(tx("dd" * 32, nonce=8), "cc" * 32)
+    # A txid of another chain is not the one replaced.
+    with pytest.raises(NotFound):
+        await adapter_view.record_replacement(tx("ee" * 32, chain="bitcoin", nonce=None), "aa" * 32)
