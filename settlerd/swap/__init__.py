@@ -1,6 +1,7 @@
 """The swap domain: terms, the timelock policy and the state machine. Pure: no I/O, no clock."""
 
 from .actions import Action, Alert, ClaimLeg, LockLeg, RefundLeg, Unwatch, Watch
+from .decide import derive_status
 from .errors import CancelRefused, IllegalTransition, SwapError, TermsMismatch, UnexpectedEvent, UnsafeTerms
 from .events import (
     CHAIN_EVENTS,
@@ -20,7 +21,7 @@ from .events import (
     Spend,
     Tick,
 )
-from .machine import StatusChange, Step, derive_status, new_swap, step
+from .machine import StatusChange, Step, new_swap, step
 from .policy import (
     CLAIM_URGENT_WINDOW,
     DEFAULT_POLICY,
