@@ -18,11 +18,13 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
+from settlerd.store import StoreError
 
 from . import contract as c
 from . import fees
 from .artifact import htlc
 from .diagnose import diagnose as run_checks
+from .keeper import Keeper
 from .nonces import NonceManager
 from .scanner import Scanner
 
@@ -110,6 +112,7 @@ class EvmAdapter:
             self.w3, self.name, self.contract, store, self._queue.put_nowait,
             finality_depth=settings.finality_depth, backfill_blocks=settings.backfill_blocks,
         )  # fmt: skip
+        self.keeper = Keeper(self, store)
         self._chain_id = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -150,9 +153,12 @@ class EvmAdapter:
         while True:
             try:
                 await self.scanner.poll()
-            except (OSError, Web3RPCError, TimeoutError) as exc:
+                if self.scanner.height is not None:
+                    await self.keeper.step(self.scanner.height)
+            except (OSError, Web3RPCError, TimeoutError, StoreError) as exc:
                 if time.monotonic() - last_logged > ERROR_LOG_INTERVAL_S:
-                    log.error("%s: node %s: %s; retrying", self.name, self.settings.rpc_url, exc)
+                    where = "store" if isinstance(exc, StoreError) else f"node {self.settings.rpc_url}"
+                    log.error("%s: %s: %s; retrying", self.name, where, exc)
                     last_logged = time.monotonic()
             await asyncio.sleep(self.settings.poll_interval_s)
 
@@ -226,7 +232,8 @@ class EvmAdapter:
 
     async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
         data = c.claim(c.token_address(terms.asset), terms.sender, terms.timelock, preimage)
-        return await self._sign("claim", data, htlc_id=htlc_id)
+        # The timelock goes into meta so the keeper can bump a claim sooner as it draws near.
+        return await self._sign("claim", data, htlc_id=htlc_id, timelock=terms.timelock)
 
     async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
         data = c.refund(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
@@ -239,7 +246,7 @@ class EvmAdapter:
         new = fees.bump(previous, await self._base_fee(), self.settings.fee_policy())
         return self._signed(
             tx.purpose, str(m["to"]), bytes.fromhex(str(m["data"])[2:]), int(m["value"]), int(m["gas"]),
-            int(m["nonce"]), new, {k: v for k, v in m.items() if k in ("htlc_id", "before")},
+            int(m["nonce"]), new, {k: v for k, v in m.items() if k in ("htlc_id", "before", "timelock")},
         )  # fmt: skip
 
     async def broadcast(self, tx: SignedTx) -> str:
@@ -265,7 +272,7 @@ class EvmAdapter:
 
     async def _sign(
         self, purpose: str, data: bytes, *, value: int = 0, to: str | None = None, gas: int | None = None,
-        htlc_id: str | None = None,
+        htlc_id: str | None = None, timelock: int | None = None,
     ) -> SignedTx:  # fmt: skip
         to = to or self.contract
         if gas is None:
@@ -278,9 +285,8 @@ class EvmAdapter:
             gas = estimate * GAS_HEADROOM_NUM // GAS_HEADROOM_DEN
         quote = fees.quote(await self._base_fee(), self.settings.fee_policy())
         nonce = await self.nonces.allocate()
-        return self._signed(
-            purpose, to, data, value, gas, nonce, quote, {"htlc_id": htlc_id} if htlc_id else {}
-        )
+        extra = {k: v for k, v in (("htlc_id", htlc_id), ("timelock", timelock)) if v is not None}
+        return self._signed(purpose, to, data, value, gas, nonce, quote, extra)
 
     def _signed(
         self, purpose: str, to: str, data: bytes, value: int, gas: int, nonce: int, fee: fees.Fees,
