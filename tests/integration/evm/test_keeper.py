@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 from settlerd_evm.adapter import EvmAdapter, EvmSettings
 from settlerd_evm.deploy import deploy_contract
-from settlerd_evm.keeper import BUMP_AFTER_BLOCKS
+from settlerd_evm.keeper import BUMP_AFTER_BLOCKS, URGENT_BUMP_AFTER_BLOCKS, URGENT_CLAIM_S
 
 from settlerd.adapters import SignedTx
 from settlerd.store import TxStatus
@@ -23,7 +23,7 @@ from settlerd.store.store import Store
 from tests.fixtures.anvil import Anvil, run_anvil
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
-from .conftest import terms_for
+from .conftest import HOUR, terms_for
 
 pytestmark = pytest.mark.anvil
 ETH_AMOUNT = 10**17
@@ -206,3 +206,32 @@ async def test_a_dropped_lock_is_broadcast_again_on_the_next_block(
     await mine(own_anvil, alice)
     assert (await alice.w3.eth.get_transaction_receipt(lock.txid))["status"] == 1
     assert journal.replacements == []
+
+
+async def test_a_claim_near_its_timelock_is_bumped_after_one_block(
+    own_anvil: Anvil, adapters: Callable[..., Awaitable[EvmAdapter]], journal: JournalSpy
+) -> None:
+    alice = await adapters(own_anvil.keys[0], journal)
+    bob = await adapters(own_anvil.keys[1], journal)
+    preimage, terms = await terms_for(alice.w3, "ETH", ETH_AMOUNT, alice.address, bob.address)
+    lock = await alice.build_lock(terms)
+    await journal_and_broadcast(journal, alice, lock, 1)
+    assert (await alice.w3.eth.wait_for_transaction_receipt(lock.txid))["status"] == 1
+
+    own_anvil.rpc("evm_setAutomine", False)
+    own_anvil.rpc("evm_increaseTime", HOUR - URGENT_CLAIM_S // 2)
+    await mine(own_anvil, bob)
+    claim = await bob.build_claim(terms, str(lock.meta["htlc_id"]), preimage)
+    await journal_and_broadcast(journal, bob, claim, 2)
+
+    blocks = 0
+    while not journal.replacements:
+        assert blocks <= URGENT_BUMP_AFTER_BLOCKS, "an urgent claim waited as long as any other"
+        own_anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(HIGH_BASE_FEE))
+        await mine(own_anvil, bob)
+        blocks += 1
+    assert blocks == 1 + URGENT_BUMP_AFTER_BLOCKS < 1 + BUMP_AFTER_BLOCKS
+    ((bump, replaced, known_when_journaled),) = journal.replacements
+    assert replaced == claim.txid and not known_when_journaled
+    await mine(own_anvil, bob)
+    assert (await bob.w3.eth.get_transaction_receipt(bump.txid))["status"] == 1
