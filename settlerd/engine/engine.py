@@ -217,7 +217,9 @@ class Engine:
             if final and seen is not None and record.leg == int(seen.leg) and record.purpose == spend:
                 confirmed = record.txid == txid
                 updates.append((record.txid, TxStatus.CONFIRMED if confirmed else TxStatus.REPLACED))
-            elif ended:
+            elif ended and record.nonce is None:
+                # A transaction holding an account nonce stays with its adapter until that nonce is
+                # used: dropping it here would leave a gap that blocks every later transaction.
                 updates.append((record.txid, TxStatus.DROPPED))
         return updates
 
