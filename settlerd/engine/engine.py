@@ -38,6 +38,11 @@ _UNDONE = {
 }
 
 
+def _chain_of(state: SwapState, event: swap.Event) -> str | None:
+    leg = getattr(event, "leg", None)
+    return state.terms.leg(leg).chain if isinstance(leg, Leg) else None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -193,7 +198,7 @@ class Engine:
                 result.change.target,
                 event.kind,
                 " (reorg)" if result.change.reorg else "",
-                extra={"swap_id": swap_id},
+                extra={"swap_id": swap_id, "chain": _chain_of(live.state, event), "txid": txid},
             )
         await self._act(live, result.actions)
         if swap.is_terminal(live.state.status):

@@ -117,6 +117,15 @@ class Executor:
         await adapter.broadcast(tx)
         async with engine.store.write() as w:
             await w.mark_tx(tx.txid, TxStatus.BROADCAST, chain=tx.chain)
+        log.info(
+            "swap %s: %s of leg %s broadcast on %s: %s",
+            swap_id,
+            spend,
+            leg,
+            tx.chain,
+            tx.txid,
+            extra={"swap_id": swap_id, "chain": tx.chain, "txid": tx.txid},
+        )
         at = engine.clock()
         if spend is Spend.LOCK:
             htlc_id = str(tx.meta.get("htlc_id") or "")
