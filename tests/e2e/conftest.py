@@ -3,10 +3,14 @@ settlerd processes), shared by every e2e test: starting chains and daemons costs
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from localnet import Daemon, Localnet, localnet
+
+from .fault_scenarios import FaultDaemons, Outcome, start_fault_scenarios
+from .faults import add_fast_daemons
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +26,30 @@ async def net(request: pytest.FixtureRequest) -> AsyncIterator[Localnet]:
 def desks(net: Localnet) -> tuple[Daemon, Daemon]:
     a, b = net.daemons
     return a, b
+
+
+@pytest.fixture(scope="session")
+async def fast_daemons(net: Localnet) -> list[Daemon]:
+    """Six more daemons on the four-minute policy, added in one go: four for the fault scenarios, an
+    initiator and a participant for the crash test."""
+    return await add_fast_daemons(net, ("hub", "absent", "sleeper", "late", "crash-i", "crash-p"))
+
+
+@pytest.fixture(scope="session")
+async def fault_runs(
+    fast_daemons: list[Daemon], net: Localnet
+) -> AsyncIterator[dict[str, asyncio.Task[Outcome]]]:
+    """The deadline-waiting fault scenarios, started once in the background; tests await their outcomes,
+    so the waits overlap each other and the rest of the session."""
+    hub, absent, sleeper, late = fast_daemons[:4]
+    runs = await start_fault_scenarios(net, FaultDaemons(hub, absent, sleeper, late))
+    yield runs
+    for task in runs.values():
+        task.cancel()
+    await asyncio.gather(*runs.values(), return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+def crash_desks(fast_daemons: list[Daemon]) -> tuple[Daemon, Daemon]:
+    initiator, participant = fast_daemons[4:]
+    return initiator, participant
