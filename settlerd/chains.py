@@ -42,9 +42,11 @@ def build(settings: Settings, store: AdapterStore) -> dict[str, ChainAdapter]:
 
 
 @asynccontextmanager
-async def started(settings: Settings, store: AdapterStore) -> AsyncIterator[dict[str, ChainAdapter]]:
-    """Every configured adapter, started (node checked, scanner resumed); all closed on exit."""
-    built = build(settings, store)
+async def started(built: dict[str, ChainAdapter]) -> AsyncIterator[dict[str, ChainAdapter]]:
+    """The adapters, started (node checked, scanner caught up); all closed on exit.
+
+    Start them after the engine restored its swaps and watched their legs: a scanner that catches up
+    before it knows what to watch would read past a lock made while the daemon was down."""
     running: list[ChainAdapter] = []
     try:
         for name, adapter in built.items():

@@ -17,7 +17,7 @@ from aiohttp import web
 from settlerd import __version__, chain_health, notify
 from settlerd.adapters import ChainAdapter
 from settlerd.api import Metrics, Readiness, make_app
-from settlerd.chains import ChainStartError, started
+from settlerd.chains import ChainStartError, build, started
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError, read_secret
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
@@ -134,13 +134,18 @@ async def run(
             store = await _open_store(settings.store.url)
             stack.push_async_callback(store.close)
             try:
-                chains = await stack.enter_async_context(started(settings, store))
+                chains = build(settings, store)
             except ChainStartError as exc:
                 raise StartupError(str(exc)) from None
             engine = Engine(
                 store, chains, limits=_limits(settings), tick=settings.engine.tick, wakeups=[mqtt_wakeup]
             )
-            resumed = await engine.resume()
+            resumed = await engine.restore()
+            try:
+                await stack.enter_async_context(started(chains))
+            except ChainStartError as exc:
+                raise StartupError(str(exc)) from None
+            await engine.retry_unfinished()
             capture = _capture(settings, engine)
             api_url = await stack.enter_async_context(
                 _api_listener(settings, store, capture, chains, engine.unresumable)

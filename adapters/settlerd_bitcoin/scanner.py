@@ -71,15 +71,18 @@ class Scanner:
             terms.hashlock, bytes.fromhex(terms.recipient), bytes.fromhex(terms.sender), terms.timelock
         )
         self.htlcs[htlc.script_pubkey] = htlc
+        self._replay({htlc.script_pubkey})
+        return htlc
+
+    def _replay(self, scripts: set[bytes]) -> None:
         # Watching again after a restart replays what is already known, so the engine recomputes from it.
         for funding in self.fundings.values():
-            if funding.script_pubkey == htlc.script_pubkey:
+            if funding.script_pubkey in scripts:
                 funding.reported = -1
                 if funding.spend is not None:
                     funding.spend.reported = -1
                 self.maturing.add(funding.outpoint)
                 self._report(funding)
-        return htlc
 
     def unwatch(self, hashlock: bytes) -> None:
         for spk in [spk for spk, h in self.htlcs.items() if h.hashlock == hashlock]:
@@ -98,6 +101,7 @@ class Scanner:
                 self.hashes[self.tip] = await self.rpc.call("getblockhash", self.tip)
             return
         state = json.loads(raw)
+        watched_before_load = set(self.htlcs)
         self.tip = state["tip"]
         self.hashes = {int(h): v for h, v in state["hashes"].items()}
         # The index is restored before any block is read, so nothing mined while the daemon was down
@@ -108,6 +112,9 @@ class Scanner:
         self.fundings = {f["outpoint"]: Funding.from_json(f) for f in state["fundings"]}
         self.maturing = set(state["maturing"]) & set(self.fundings)
         self.wallet.load_json(state["wallet"])
+        # The engine may watch before the saved state is loaded (so catch-up matches its swaps): what
+        # was already known of those HTLCs is replayed now, as a watch after loading would.
+        self._replay(watched_before_load)
 
     async def save(self) -> None:
         state = {

@@ -87,7 +87,18 @@ class Engine:
     # Start-up
 
     async def resume(self) -> int:
-        """Rebuild every live swap from the log, watch its legs again and retry what was unfinished."""
+        """Restore every live swap and retry what was unfinished (adapters already started)."""
+        count = await self.restore()
+        await self.retry_unfinished()
+        return count
+
+    async def retry_unfinished(self) -> None:
+        for swap_id in list(self._live):
+            await self.executor.retry(swap_id)
+
+    async def restore(self) -> int:
+        """Rebuild every live swap from the log and watch its legs again. Touches no chain: adapters may
+        be started only afterwards, so their catch-up already matches what these swaps watch."""
         rows = await self.store.live_swaps(terminal=[s.value for s in swap.TERMINAL])
         for row in rows:
             secret = await self.store.get_secret(row.id)
@@ -103,9 +114,7 @@ class Engine:
                 )
                 continue
             self._adopt(live)
-        for swap_id in list(self._live):
-            await self.executor.retry(swap_id)
-        return len(rows)
+        return len(self._live)
 
     def _adopt(self, live: LiveSwap) -> None:
         state = live.state

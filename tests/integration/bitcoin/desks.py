@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ class Desk:
         assert self.adapter is not None
         return self.adapter
 
-    async def start(self) -> None:
+    async def start(self, watch: Sequence[HtlcTerms] = ()) -> None:
+        """Start the adapter; ``watch`` is watched before it starts, as the daemon does after a restart."""
         self.store = await Store.open(f"sqlite:///{self.db}")
         settings = {
             "rpc_url": self.node.rpc_url,
@@ -52,6 +53,8 @@ class Desk:
             "fee_cap": 50.0,
         }
         self.adapter = factory(settings, self.store)
+        for terms in watch:
+            self.adapter.watch(terms)
         await self.adapter.start()
         self._events = aiter(self.adapter.events())
 
@@ -87,14 +90,6 @@ class Desk:
                 if matches(event):
                     return event
                 self._backlog.append(event)
-                print(
-                    "SKIP",
-                    self.name,
-                    event.kind,
-                    event.hashlock.hex()[:8] if event.hashlock else None,
-                    event.confirmations,
-                    event.txid,
-                )
         raise AssertionError("event stream ended")
 
     async def synced(self) -> None:

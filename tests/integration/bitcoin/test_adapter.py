@@ -234,3 +234,21 @@ async def test_rpc_errors_name_the_node(bitcoin_node: Any) -> None:
     assert unknown.value.code == -32601
     assert await client.call("getblockcount") == await bitcoin_node.rpc("getblockcount")
     await client.close()
+
+
+async def test_a_lock_made_while_the_daemon_was_down_is_found_after_a_restart(
+    desks: Desks, bitcoin_node: Any
+) -> None:
+    alice, bob = desks
+    _, h = new_secret()
+    terms = terms_between(alice, bob, h, AMOUNT, 60)
+    bob.a.watch(terms)  # in memory only: the daemon dies before its scanner saved the watch
+    await bob.stop()
+    lock_tx = await alice.a.build_lock(terms)
+    await alice.persist_and_broadcast(lock_tx)
+    await bitcoin_node.mine(1)
+
+    await bob.start(watch=[terms])  # the daemon's order: the engine watches, then the scanner catches up
+
+    seen = await bob.expect(K.LOCKED, h)
+    assert (seen.txid, seen.amount) == (lock_tx.txid, AMOUNT)
