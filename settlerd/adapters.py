@@ -97,6 +97,10 @@ class ChainAdapter(Protocol):
     def deadline_of(self, timelock: int) -> datetime:
         """Earliest wall-clock time at which a refund with ``timelock`` may become valid."""
 
+    def check_terms(self, terms: HtlcTerms) -> list[str]:
+        """Why these terms (often from the counterparty's document) cannot be an HTLC on this chain:
+        malformed or non-canonical parties, an asset it does not carry, a timelock out of range."""
+
     def party(self, hashlock: bytes) -> str:
         """Our identity on this chain for the swap with ``hashlock``, as it goes into ``HtlcTerms``
         ``recipient``/``sender``: a fresh per-swap public key on Bitcoin, the account address on EVM."""

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import coincurve
+
 from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
 
 from . import fees
@@ -163,6 +165,17 @@ class BitcoinAdapter:
         return datetime.now(UTC) + timedelta(seconds=blocks * self._fast_interval())
 
     # watching
+
+    def check_terms(self, terms: HtlcTerms) -> list[str]:
+        parties = (("recipient", terms.recipient), ("sender", terms.sender))
+        problems = [f"{role}: {why}" for role, key in parties if (why := _pubkey_problem(key))]
+        if terms.asset != self.native_asset:
+            problems.append(f"asset: {terms.asset!r} is not {self.native_asset}")
+        if not 0 < terms.timelock < LOCKTIME_THRESHOLD:
+            problems.append(
+                f"timelock: {terms.timelock} is not a block height (1 to {LOCKTIME_THRESHOLD - 1})"
+            )
+        return problems
 
     def watch(self, terms: HtlcTerms) -> None:
         self.scanner.watch(terms)
@@ -371,3 +384,18 @@ class BitcoinAdapter:
 
 def factory(settings: Mapping[str, Any], store: AdapterStore) -> BitcoinAdapter:
     return BitcoinAdapter(BitcoinSettings.from_mapping(settings), store)
+
+
+# nLockTime values from here on are unix times, not heights (BIP65): HTLC refunds here are height-locked.
+LOCKTIME_THRESHOLD = 500_000_000
+
+
+def _pubkey_problem(key: str) -> str | None:
+    """Parties are compressed public keys in lowercase hex, so comparing strings compares keys."""
+    if len(key) != 66 or key != key.lower() or key[:2] not in ("02", "03"):
+        return "must be a compressed public key as 66 lowercase hex characters"
+    try:
+        coincurve.PublicKey(bytes.fromhex(key))
+    except ValueError:
+        return "is not a valid secp256k1 public key"
+    return None

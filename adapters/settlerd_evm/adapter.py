@@ -95,6 +95,11 @@ class EvmSettings:
         return fees.FeePolicy(int(self.max_fee_gwei * fees.GWEI), int(self.priority_fee_gwei * fees.GWEI))
 
 
+# Timelocks are unix seconds (block.timestamp): anything outside these is a unit mistake, not a date.
+EARLIEST_TIMELOCK = 1_500_000_000
+LATEST_TIMELOCK = 2**40
+
+
 class EvmAdapter:
     native_asset = c.ETH
 
@@ -171,6 +176,18 @@ class EvmAdapter:
         return datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC)
 
     # identity and funds
+
+    def check_terms(self, terms: HtlcTerms) -> list[str]:
+        problems = [
+            f"{role}: {address!r} is not a checksummed address"
+            for role, address in (("recipient", terms.recipient), ("sender", terms.sender))
+            if not AsyncWeb3.is_checksum_address(address)
+        ]
+        if terms.asset.upper() != c.ETH and not AsyncWeb3.is_checksum_address(terms.asset):
+            problems.append(f"asset: {terms.asset!r} is neither ETH nor a checksummed token address")
+        if not EARLIEST_TIMELOCK <= terms.timelock < LATEST_TIMELOCK:
+            problems.append(f"timelock: {terms.timelock} is not a plausible unix time")
+        return problems
 
     def party(self, hashlock: bytes) -> str:
         """One account signs every swap: the contract tells swaps apart by hashlock and sender."""

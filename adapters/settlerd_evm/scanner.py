@@ -77,6 +77,10 @@ class Scanner:
     def watch(self, terms: HtlcTerms) -> None:
         self._watched[terms.hashlock] = terms
         self._new.add(terms.hashlock)
+        # The only lock that can match is the one with exactly these terms, so its contract id is known
+        # now: its claim or refund is recognised even if its lock was logged before a restart.
+        expected = c.swap_id(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
+        self._ids[expected] = terms.hashlock
 
     def unwatch(self, hashlock: bytes) -> None:
         self._watched.pop(hashlock, None)
@@ -241,11 +245,15 @@ class Scanner:
 
 
 def _matches(log_: c.LockedLog, terms: HtlcTerms) -> bool:
-    """Exact parties and asset; at least the agreed amount and timelock (S1)."""
+    """Exact parties, asset and timelock; at least the agreed amount (S1).
+
+    The timelock must be exact, not merely later: it is part of the contract's swap id, and a claim is
+    built from the agreed terms, so a lock with any other timelock could never be claimed by us.
+    """
     return (
         log_.token.lower() == c.token_address(terms.asset).lower()
         and log_.sender.lower() == terms.sender.lower()
         and log_.recipient.lower() == terms.recipient.lower()
         and log_.amount >= terms.amount
-        and log_.timelock >= terms.timelock
+        and log_.timelock == terms.timelock
     )

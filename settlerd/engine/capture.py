@@ -21,7 +21,7 @@ from settlerd.adapters import ChainAdapter
 from settlerd.swap import Leg, Role
 from settlerd.swap.terms import UNKNOWN_PARTY, LegTerms, SwapTerms
 
-from . import codec, documents
+from . import codec, documents, records
 from .documents import DocumentError, NodeKey
 from .engine import Engine, UnknownSwap
 from .records import LiveSwap
@@ -163,10 +163,17 @@ class Capture:
         hashlock = offered.hashlock
         leg1_adapter = self._adapter_for(offered.leg1.chain, "terms.leg1.chain")
         leg2_adapter = self._adapter_for(offered.leg2.chain, "terms.leg2.chain")
-        terms = SwapTerms(
-            replace(self._local(offered.leg1, leg1_adapter), recipient=leg1_adapter.party(hashlock)),
-            replace(self._local(offered.leg2, leg2_adapter), sender=leg2_adapter.party(hashlock)),
+        with_us = SwapTerms(
+            replace(offered.leg1, recipient=leg1_adapter.party(hashlock)),
+            replace(offered.leg2, sender=leg2_adapter.party(hashlock)),
         )
+        self._check_terms(with_us)  # before anything reads the timelocks as dates
+        if await engine.store.swaps_with_hashlock(hashlock):
+            # One lock on chain could otherwise count for two swaps, and we would lock leg 2 twice.
+            raise CaptureError(
+                "this hashlock was already used by another swap here", field="terms.leg1.hashlock"
+            )
+        terms = SwapTerms(self._local(with_us.leg1, leg1_adapter), self._local(with_us.leg2, leg2_adapter))
         now = engine.clock()
         try:
             state = swap.new_swap(offer.swap_id, Role.PARTICIPANT, terms, now, policy=cfg.policy)
@@ -187,6 +194,16 @@ class Capture:
         await engine.add(live, terms, extra={"offer": document, "acceptance": acceptance})
         await engine.apply(offer.swap_id, swap.AcceptanceRegistered(now, terms))
         return acceptance
+
+    def _check_terms(self, terms: SwapTerms, field_of: Mapping[int, str] | None = None) -> None:
+        """Refuse, before anything is stored, terms the chains could not carry: a malformed party from
+        the counterparty's document would otherwise fail only when the leg is watched or spent."""
+        for number, leg in ((1, terms.leg1), (2, terms.leg2)):
+            adapter = self._adapter_for(leg.chain, f"terms.leg{number}.chain")
+            problems = adapter.check_terms(records.htlc_terms_of(leg))
+            if problems:
+                field = (field_of or {}).get(number, f"terms.leg{number}")
+                raise DocumentError(field, "; ".join(problems))
 
     def _local(self, leg: LegTerms, adapter: Any) -> LegTerms:
         """The offered leg as this daemon relies on it: its own deadline and at least its own depth."""
@@ -224,6 +241,7 @@ class Capture:
             replace(offered.leg1, recipient=acceptance.leg1_recipient),
             replace(offered.leg2, sender=acceptance.leg2_sender),
         )
+        self._check_terms(terms, field_of={1: "leg1_recipient", 2: "leg2_sender"})
         try:
             await engine.apply(swap_id, swap.AcceptanceRegistered(engine.clock(), terms))
         except swap.SwapError as exc:

@@ -105,6 +105,7 @@ class Engine:
             events = await self.store.events(swap_id=row.id, limit=None)
             try:
                 live = records.rebuild(row, secret, events)
+                self._adopt(live)
             except (swap.SwapError, KeyError, ValueError) as exc:
                 # One swap whose log no longer replays must not stop every other swap's claims and
                 # refunds: it is left out, named, and keeps the daemon not ready until fixed.
@@ -112,8 +113,7 @@ class Engine:
                 log.error(
                     "swap %s cannot be resumed from its log: %s", row.id, exc, extra={"swap_id": row.id}
                 )
-                continue
-            self._adopt(live)
+                self._live.pop(row.id, None)
         return len(self._live)
 
     def _adopt(self, live: LiveSwap) -> None:
@@ -192,7 +192,8 @@ class Engine:
                         swap_id,
                         event.kind.value,
                         result.state.status.value,
-                        records.log_payload(event, result, txid),
+                        # The time the swap's clock actually reached: a replay then decides as live did.
+                        records.log_payload(replace(event, at=result.state.now), result, txid),
                     )
                 except BaseException:
                     live.txids = before
@@ -259,7 +260,7 @@ class Engine:
                 continue
             translated = self._translate(event, leg)
             if translated is not None:
-                await self.apply(swap_id, translated, txid=event.txid)
+                await self._guarded_apply(swap_id, translated, txid=event.txid)
 
     def _translate(self, event: ChainEvent, leg: Leg) -> swap.Event | None:
         at, htlc_id = self.clock(), event.htlc_id
@@ -293,9 +294,18 @@ class Engine:
         # S3: claims whose deadline is nearest go first, ahead of every other swap's work.
         for swap_id in sorted(self._live, key=self._claim_deadline):
             if swap_id in self._live:
-                await self.apply(swap_id, swap.Tick(now))
+                await self._guarded_apply(swap_id, swap.Tick(now))
             if swap_id in self._live:
                 await self.executor.retry(swap_id)
+
+    async def _guarded_apply(self, swap_id: str, event: swap.Event, *, txid: str | None = None) -> None:
+        # One swap's failure (a defect, a store error) must not end the chain follower or the ticker
+        # that every other swap's claims and refunds depend on; the next event or tick tries again.
+        try:
+            await self.apply(swap_id, event, txid=txid)
+        except Exception:
+            log.exception("swap %s: %s could not be applied; retrying on the next event", swap_id, event.kind,
+                          extra={"swap_id": swap_id})  # fmt: skip
 
     def _claim_deadline(self, swap_id: str) -> datetime:
         state = self._live[swap_id].state

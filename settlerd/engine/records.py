@@ -55,7 +55,10 @@ def swap_document(state: SwapState, created: swap.SwapTerms) -> dict[str, Any]:
 
 
 def htlc_terms(state: SwapState, leg: Leg) -> HtlcTerms:
-    terms = state.terms.leg(leg)
+    return htlc_terms_of(state.terms.leg(leg))
+
+
+def htlc_terms_of(terms: swap.LegTerms) -> HtlcTerms:
     return HtlcTerms(
         chain=terms.chain,
         asset=terms.asset,

@@ -175,6 +175,12 @@ class Store:
         async with self._read() as conn:
             return await queries.legs_of(conn, swap_id)
 
+    async def swaps_with_hashlock(self, hashlock: bytes) -> list[str]:
+        """Every swap, live or ended, with a leg locked to ``hashlock`` (a hashlock is used once)."""
+        async with self._read() as conn:
+            q = select(t.legs.c.swap_id).where(t.legs.c.hashlock == hashlock.hex()).distinct()
+            return [str(row[0]) for row in await conn.execute(q)]
+
     async def get_secret(self, swap_id: str) -> bytes | None:
         """The stored preimage. Callers hand it only to an adapter building a claim (S7)."""
         async with self._read() as conn:

@@ -192,3 +192,25 @@ async def test_stuck_transaction_is_replaced_at_the_same_nonce(
     assert receipt["status"] == 1
     assert await erin.w3.eth.get_transaction_count(erin.address) == stuck.nonce + 1
     assert dataclasses.replace(stuck, meta={}) != dataclasses.replace(bumped, meta={})
+
+
+async def test_a_lock_with_a_later_timelock_is_not_the_agreed_leg(
+    anvil: Anvil, make_adapter: MakeAdapter, store: Store
+) -> None:
+    # The timelock is part of the contract's swap id: a claim built from the agreed terms could never
+    # spend a lock with another one, so such a lock must not count as the leg (a participant relying
+    # on it would lock leg 2 and then be unable to claim leg 1).
+    frank = await make_adapter(anvil.keys[3], store)
+    _, agreed = await terms_for(frank.w3, "ETH", ETH_AMOUNT, frank.address, addr(anvil.keys[1]))
+    frank.watch(agreed)
+    await frank.scanner.poll()
+    drain(frank)
+    later = dataclasses.replace(agreed, timelock=agreed.timelock + 1)
+    await journal_and_broadcast(store, frank, await frank.build_lock(later))
+    await frank.scanner.poll()
+    assert drain(frank) == []
+
+    await journal_and_broadcast(store, frank, await frank.build_lock(agreed))
+    await frank.scanner.poll()
+    (locked,) = drain(frank)
+    assert locked.kind is ChainEventKind.LOCKED and locked.found == agreed
