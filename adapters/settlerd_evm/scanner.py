@@ -63,7 +63,8 @@ class Scanner:
         self._emit = emit
         self._finality_depth = finality_depth
         self._backfill_blocks = backfill_blocks
-        self._watched: dict[bytes, HtlcTerms] = {}
+        # Both legs of a swap may be on this one chain (ETH against a token): several terms per hashlock.
+        self._watched: dict[bytes, list[HtlcTerms]] = {}
         self._ids: dict[bytes, bytes] = {}  # swap id -> hashlock, for swaps matching watched terms
         self._new: set[bytes] = set()  # watched since the last poll: look back for them once
         self._height: int | None = None  # last block scanned
@@ -75,7 +76,9 @@ class Scanner:
         return self._height
 
     def watch(self, terms: HtlcTerms) -> None:
-        self._watched[terms.hashlock] = terms
+        watched = self._watched.setdefault(terms.hashlock, [])
+        if terms not in watched:
+            watched.append(terms)
         self._new.add(terms.hashlock)
         # The only lock that can match is the one with exactly these terms, so its contract id is known
         # now: its claim or refund is recognised even if its lock was logged before a restart.
@@ -197,9 +200,10 @@ class Scanner:
                 "confirmations": tip - height + 1,
             }
             if isinstance(decoded, c.LockedLog):
-                terms = self._watched.get(decoded.hashlock)
-                if terms is None or not _matches(decoded, terms):
+                matching = [t for t in self._watched.get(decoded.hashlock, ()) if _matches(decoded, t)]
+                if not matching:
                     continue
+                terms = matching[0]
                 self._ids[decoded.id] = decoded.hashlock
                 found = replace(terms, amount=decoded.amount, timelock=decoded.timelock)
                 event = ChainEvent(

@@ -258,6 +258,15 @@ class Engine:
         for swap_id, leg in list(self._index.get((event.chain, event.hashlock), [])):
             if swap_id not in self._live:
                 continue
+            terms = self._live[swap_id].state.terms.leg(leg)
+            if event.found is not None and (event.found.recipient, event.found.sender) != (
+                terms.recipient,
+                terms.sender,
+            ):
+                continue  # both legs on one chain share the hashlock: a lock belongs to the leg it pays
+            known = self._live[swap_id].state.leg(leg).htlc_id
+            if event.kind is not ChainEventKind.LOCKED and known is not None and known != event.htlc_id:
+                continue  # a spend or reorg of the other leg's HTLC
             translated = self._translate(event, leg)
             if translated is not None:
                 await self._guarded_apply(swap_id, translated, txid=event.txid)

@@ -171,3 +171,15 @@ async def test_a_swap_whose_log_does_not_replay_is_named_and_the_others_resume(
 
     assert b.engine.live_ids() == [good["swap_id"]]
     assert list(b.engine.unresumable) == [bad["swap_id"]]
+
+
+async def test_both_legs_on_one_chain_settle(make_desk: MakeDesk, miner: None, token: Any) -> None:
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    give, get = LegRequest("eth", "ETH", ETH_AMOUNT), LegRequest("eth", token.address, TOKEN_AMOUNT)
+    offer = await a.capture.create_offer(OfferRequest(b.name, give, get))
+    await a.capture.register_acceptance(offer["swap_id"], await b.capture.accept_offer(offer))
+
+    assert await wait_status(a, offer["swap_id"], Status.COMPLETED) == Status.COMPLETED
+    assert await wait_status(b, offer["swap_id"], Status.COMPLETED) == Status.COMPLETED
+    events = await a.store.events(swap_id=offer["swap_id"], limit=None)
+    assert not [e for e in events if e.payload.get("alerts")], "each lock must reach only its own leg"
