@@ -240,8 +240,12 @@ class EvmAdapter:
         raw = await self.w3.eth.call({"to": token, "data": c.allowance(self.address, self.contract)})
         if int.from_bytes(bytes(raw)[:32], "big") >= terms.amount:
             return await self._sign("lock", data, htlc_id=htlc_id)
-        approval = await self._sign("approve", c.approve(self.contract, terms.amount), to=token)
-        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS, htlc_id=htlc_id)
+        # One fee quote for both, taken before either nonce: no node call can fail between the two
+        # nonces, which would leave the approve's nonce handed out and never journaled (a gap).
+        quote = fees.quote(await self._base_fee(), self.settings.fee_policy())
+        approve = c.approve(self.contract, terms.amount)
+        approval = await self._sign("approve", approve, to=token, quote=quote)
+        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS, htlc_id=htlc_id, quote=quote)
         return SignedTx(
             lock.chain, lock.txid, lock.raw, lock.purpose, lock.nonce,
             {**lock.meta, "before": [_as_meta(approval)]},
@@ -289,7 +293,7 @@ class EvmAdapter:
 
     async def _sign(
         self, purpose: str, data: bytes, *, value: int = 0, to: str | None = None, gas: int | None = None,
-        htlc_id: str | None = None, timelock: int | None = None,
+        htlc_id: str | None = None, timelock: int | None = None, quote: fees.Fees | None = None,
     ) -> SignedTx:  # fmt: skip
         to = to or self.contract
         if gas is None:
@@ -300,7 +304,7 @@ class EvmAdapter:
                 revert = bytes.fromhex(str(exc.data or "0x")[2:]) if isinstance(exc.data, str) else b""
                 raise HtlcReverted(c.error_name(revert) or "revert", str(exc)) from exc
             gas = estimate * GAS_HEADROOM_NUM // GAS_HEADROOM_DEN
-        quote = fees.quote(await self._base_fee(), self.settings.fee_policy())
+        quote = quote or fees.quote(await self._base_fee(), self.settings.fee_policy())
         nonce = await self.nonces.allocate()
         extra = {k: v for k, v in (("htlc_id", htlc_id), ("timelock", timelock)) if v is not None}
         return self._signed(purpose, to, data, value, gas, nonce, quote, extra)

@@ -213,6 +213,7 @@ class Engine:
         await self._act(live, result.actions)
         if swap.is_terminal(live.state.status):
             self._live.pop(swap_id, None)
+            self._locks.pop(swap_id, None)
         return result
 
     async def _settled_txs(
