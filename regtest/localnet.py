@@ -306,6 +306,16 @@ class Localnet:
             asyncio.create_task(mine_evm(), name="localnet-evm-miner"),
         ]
 
+    async def stop_miners(self) -> None:
+        """Stop the background miners (start_miners resumes them), for a test that mines block by block."""
+        await self._stop_miners()
+
+    async def mine_btc(self, blocks: int) -> None:
+        """Mine ``blocks`` Bitcoin blocks now, in turn with the background miner."""
+        if blocks > 0:
+            async with self._btc_lock:  # two generatetoaddress calls at once would race
+                await self.btc.mine(blocks)
+
     async def _stop_miners(self) -> None:
         for task in self._miners:
             task.cancel()
@@ -390,17 +400,24 @@ class Localnet:
             await self._evm_send({"to": self.token, "data": data})
 
     async def _fund_btc(self, daemon: Daemon) -> None:
-        """Pay the daemon's own receive address from the miner's coinbases; wait until it can spend it."""
+        await self.fund_btc(daemon, BTC_FUNDING_SATS)
+
+    async def fund_btc(self, daemon: Daemon, sats: int, outputs: int = 1) -> None:
+        """Pay the daemon's own receive address ``outputs`` coins of ``sats`` each from the miner's
+        coinbases; wait until it can spend them. Several coins let a daemon fund locks back to back,
+        before the change of the previous one confirms."""
         wallet = (await self.wallets(daemon))["bitcoin"]
+        wanted = int(wallet["spendable"]) + outputs * sats
         async with self._btc_lock:
-            await self.btc.fund(wallet["address"], BTC_FUNDING_SATS)
+            for _ in range(outputs):
+                await self.btc.fund(wallet["address"], sats)
             await self.btc.mine(1)
         deadline = time.monotonic() + FUNDING_TIMEOUT_S
-        while int((await self.wallets(daemon))["bitcoin"]["spendable"]) < BTC_FUNDING_SATS:
+        while int((await self.wallets(daemon))["bitcoin"]["spendable"]) < wanted:
             self._check_running(daemon)
             if time.monotonic() > deadline:
                 raise LocalnetError(
-                    f"{daemon.name}: {BTC_FUNDING_SATS} sat paid to {wallet['address']} not spendable "
+                    f"{daemon.name}: {outputs} x {sats} sat paid to {wallet['address']} not spendable "
                     f"after {FUNDING_TIMEOUT_S:.0f}s; log {daemon.log}:\n{daemon.log_tail()}"
                 )
             await asyncio.sleep(POLL_S)

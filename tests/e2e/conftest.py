@@ -12,6 +12,9 @@ from localnet import Daemon, Localnet, localnet
 from .fault_scenarios import FaultDaemons, Outcome, start_fault_scenarios
 from .faults import add_fast_daemons
 
+EXTRA_COINS = 4
+EXTRA_COIN_SATS = 50_000_000
+
 
 @pytest.fixture(scope="session")
 async def net(request: pytest.FixtureRequest) -> AsyncIterator[Localnet]:
@@ -32,7 +35,14 @@ def desks(net: Localnet) -> tuple[Daemon, Daemon]:
 async def fast_daemons(net: Localnet) -> list[Daemon]:
     """Six more daemons on the four-minute policy, added in one go: four for the fault scenarios, an
     initiator and a participant for the crash test."""
-    return await add_fast_daemons(net, ("hub", "absent", "sleeper", "late", "crash-i", "crash-p"))
+    daemons = await add_fast_daemons(net, ("hub", "absent", "sleeper", "late", "crash-i", "crash-p"))
+    hub, crash_i, crash_p = daemons[0], daemons[4], daemons[5]
+    # These lock BTC in several swaps at once; a lock only spends confirmed coins, so one coin alone would
+    # leave the next lock nothing to spend until the first one's change confirmed.
+    await asyncio.gather(
+        *(net.fund_btc(d, EXTRA_COIN_SATS, outputs=EXTRA_COINS) for d in (hub, crash_i, crash_p))
+    )
+    return daemons
 
 
 @pytest.fixture(scope="session")

@@ -119,12 +119,6 @@ async def sleep_until(moment: datetime) -> None:
     await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
 
 
-async def mine_btc(net: Localnet, blocks: int) -> None:
-    if blocks > 0:
-        async with net._btc_lock:  # one miner at a time: two generatetoaddress calls would race
-            await net.btc.mine(blocks)
-
-
 async def open_refund(net: Localnet, document: dict[str, Any], number: int) -> None:
     """Let leg ``number``'s deadline pass: wait for it in wall-clock time and, on Bitcoin, make sure the
     chain reached the CLTV height (the background miner runs a little slower than one block a second)."""
@@ -132,13 +126,13 @@ async def open_refund(net: Localnet, document: dict[str, Any], number: int) -> N
     details = leg(document, number)
     if details["chain"] == "bitcoin":
         tip = int(await net.btc.rpc("getblockcount"))
-        await mine_btc(net, int(details["timelock"]) + 1 - tip)
+        await net.mine_btc(int(details["timelock"]) + 1 - tip)
 
 
 @contextlib.asynccontextmanager
 async def miners_paused(net: Localnet) -> AsyncIterator[None]:
     """No background blocks on either chain while inside: the scenario mines them one by one."""
-    await net._stop_miners()
+    await net.stop_miners()
     try:
         yield
     finally:
@@ -169,9 +163,11 @@ def journal(daemon: Daemon, swap_id: str) -> list[JournaledTx]:
 
 def live_locks(daemon: Daemon, swap_id: str) -> list[JournaledTx]:
     """The lock transactions that fund (or will fund) a leg: fee-bumped predecessors do not count."""
-    return [
-        t for t in journal(daemon, swap_id) if t.purpose == "lock" and t.status not in ("replaced", "dropped")
-    ]
+    return locks_in(journal(daemon, swap_id))
+
+
+def locks_in(entries: list[JournaledTx]) -> list[JournaledTx]:
+    return [t for t in entries if t.purpose == "lock" and t.status not in ("replaced", "dropped")]
 
 
 async def evm_lock_eth(

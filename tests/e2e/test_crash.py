@@ -143,7 +143,7 @@ async def test_sigkill_at_every_step_ends_every_swap_safely(
         code, output = await net.audit_verify(daemon)
         assert code == 0 and "intact" in output, output
 
-    # Liveness: a daemon restarted at once must still see the counterparty's lock, even one mined while
-    # it was down, so every swap completes. (Fails today: see the report on the Bitcoin scanner's index.)
+    # Liveness: a daemon restarted at once still sees the counterparty's lock, even one mined while it was
+    # down (the engine watches its swaps' legs before the adapters catch up), so every swap completes.
     unfinished = [(k[1], k[2], k[3], e["status"]) for k, e in zip(kills, ends[::2], strict=True)]
     assert all(status == S.COMPLETED for *_, status in unfinished), unfinished
