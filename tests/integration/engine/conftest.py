@@ -20,7 +20,7 @@ from eth_account import Account
 from settlerd_evm.adapter import EvmAdapter, EvmSettings
 from web3 import AsyncWeb3
 
-from settlerd.engine import Capture, CaptureSettings, Engine, NodeKey
+from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.store import Store
 from settlerd.swap import Policy
 from tests.fixtures.anvil import Anvil
@@ -105,7 +105,7 @@ async def make_desk(
 ) -> AsyncIterator[MakeDesk]:
     desks: list[Desk] = []
 
-    async def make(name: str, *, like: Desk | None = None) -> Desk:
+    async def make(name: str, *, like: Desk | None = None, limits: Limits | None = None) -> Desk:
         """A new desk, or with ``like`` the same desk restarted on its database and keys."""
         keys = like.keys if like else {"eth": await fresh_keys(), "usd": await fresh_keys()}
         node_key = like.node_key if like else NodeKey(secrets.token_bytes(32))
@@ -128,7 +128,7 @@ async def make_desk(
         }
         for adapter in adapters.values():
             await adapter.start()
-        engine = Engine(store, adapters, tick=timedelta(seconds=0.3), clock=clock)
+        engine = Engine(store, adapters, tick=timedelta(seconds=0.3), clock=clock, limits=limits)
         capture = Capture(
             engine,
             node_key,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from settlerd.engine import CaptureError, DocumentError, LegRequest, OfferRequest
+from settlerd.engine import CaptureError, DocumentError, LegRequest, Limits, OfferRequest
 
 from .conftest import MakeDesk
 
@@ -58,3 +58,26 @@ async def test_an_offer_with_an_implausible_timelock_is_refused(make_desk: MakeD
     with pytest.raises((DocumentError, CaptureError)):
         await b.capture.accept_offer(bad)
     assert await b.store.get_swap(offer["swap_id"]) is None
+
+
+async def test_limits_and_balance_refuse_a_lock_with_the_reason(make_desk: MakeDesk, token: Any) -> None:
+    per_asset = Limits(per_asset={"eth:ETH": 10**15})
+    a, b = await make_desk("desk-a", limits=per_asset), await make_desk("desk-b")
+    c = await make_desk("desk-c", limits=Limits(per_counterparty={"desk-b": {"eth:ETH": 10**15}}))
+    d = await make_desk("desk-d")
+    cases = (
+        (a, LegRequest("eth", "ETH", 2 * 10**15), "above the limit 1000000000000000"),
+        (c, LegRequest("eth", "ETH", 2 * 10**15), "with desk-b would be 2000000000000000"),
+        (d, LegRequest("eth", "ETH", 10**24), "balance"),
+    )
+    for desk, give, reason in cases:
+        offer = await desk.capture.create_offer(
+            OfferRequest(b.name, give, LegRequest("usd", token.address, 10))
+        )
+        await desk.capture.register_acceptance(offer["swap_id"], await b.capture.accept_offer(offer))
+        row = await desk.store.get_swap(offer["swap_id"])
+        assert row is not None and row.status == "cancelled"
+        events = await desk.store.events(swap_id=offer["swap_id"], limit=None)
+        refused = [e for e in events if e.kind == "lock_refused"]
+        assert len(refused) == 1 and reason in refused[0].payload["event"]["reason"], refused
+        assert await desk.store.signed_txs(swap_id=offer["swap_id"]) == [], "nothing may be signed"
