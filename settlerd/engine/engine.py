@@ -181,24 +181,18 @@ class Engine:
             async with self.store.write() as tx:
                 for settled_txid, status in settled:
                     await tx.mark_tx(settled_txid, status)
-                before = dict(live.txids)
-                live.note_txid(event, txid)
-                try:
-                    await tx.update_swap(swap_id, status=result.state.status.value)
-                    candidate = LiveSwap(result.state, live.counterparty, live.txids)
-                    for row in records.leg_rows(candidate):
-                        await tx.upsert_leg(row)
-                    await tx.append_event(
-                        swap_id,
-                        event.kind.value,
-                        result.state.status.value,
-                        # The time the swap's clock actually reached: a replay then decides as live did.
-                        records.log_payload(replace(event, at=result.state.now), result, txid),
-                    )
-                except BaseException:
-                    live.txids = before
-                    raise
-            live.state = result.state
+                after = live.after(result.state, event, txid)
+                await tx.update_swap(swap_id, status=result.state.status.value)
+                for row in records.leg_rows(after):
+                    await tx.upsert_leg(row)
+                await tx.append_event(
+                    swap_id,
+                    event.kind.value,
+                    result.state.status.value,
+                    # The time the swap's clock actually reached: a replay then decides as live did.
+                    records.log_payload(replace(event, at=result.state.now), result, txid),
+                )
+            live.state, live.txids = after.state, after.txids
         self._changed()
         if result.change is not None:
             log.info(

@@ -26,12 +26,15 @@ class LiveSwap:
     counterparty: str
     txids: dict[tuple[Leg, Spend], str] = field(default_factory=dict)
 
-    def note_txid(self, event: swap.Event, txid: str | None) -> None:
+    def after(self, state: SwapState, event: swap.Event, txid: str | None) -> LiveSwap:
+        """The swap once ``event`` moved it to ``state``, with the transaction it names noted."""
+        txids = dict(self.txids)
         spend = spend_of(event)
         leg = getattr(event, "leg", None)
         txid = txid or getattr(event, "txid", None)
         if spend is not None and isinstance(leg, Leg) and txid:
-            self.txids[(leg, spend)] = txid
+            txids[(leg, spend)] = txid
+        return LiveSwap(state, self.counterparty, txids)
 
 
 def spend_of(event: swap.Event) -> Spend | None:
@@ -139,6 +142,5 @@ def rebuild(row: SwapRow, secret: bytes | None, events: Iterable[Event]) -> Live
         if data is None:
             continue
         event = codec.event_from_json(data)
-        live.state = swap.step(live.state, event).state
-        live.note_txid(event, logged.payload.get("txid"))
+        live = live.after(swap.step(live.state, event).state, event, logged.payload.get("txid"))
     return live
