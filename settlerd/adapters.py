@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -96,6 +96,14 @@ class ChainAdapter(Protocol):
 
     def deadline_of(self, timelock: int) -> datetime:
         """Earliest wall-clock time at which a refund with ``timelock`` may become valid."""
+
+    async def time_left(self, timelock: int) -> timedelta:
+        """How long, at the least, until a refund with ``timelock`` becomes valid, from the node's live tip.
+
+        A conservative (short) estimate, zero once the refund may already be valid. Deadlines were converted
+        once, at capture; this is the last look at the chain before the secret is revealed or leg 2 locked,
+        in case the chain ran ahead of that conversion (blocks came faster, block times drifted).
+        """
 
     def check_terms(self, terms: HtlcTerms) -> list[str]:
         """Why these terms (often from the counterparty's document) cannot be an HTLC on this chain:

@@ -164,6 +164,13 @@ class BitcoinAdapter:
         blocks = max(0, timelock - self.tip)
         return datetime.now(UTC) + timedelta(seconds=blocks * self._fast_interval())
 
+    async def time_left(self, timelock: int) -> timedelta:
+        # The refund enters the mempool once block ``timelock`` is mined. The next block may come at any
+        # moment, so only the blocks after it count, each at the fast interval.
+        tip = int(await self.rpc.call("getblockcount"))
+        blocks = max(0, timelock - tip - 1)
+        return timedelta(seconds=blocks * self._fast_interval())
+
     # watching
 
     def check_terms(self, terms: HtlcTerms) -> list[str]:

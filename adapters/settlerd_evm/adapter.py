@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,13 @@ class EvmAdapter:
 
     def deadline_of(self, timelock: int) -> datetime:
         return datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC)
+
+    async def time_left(self, timelock: int) -> timedelta:
+        # The contract compares the timelock with block.timestamp; the next proposer may set it up to the
+        # drift allowance ahead of the latest block's.
+        block = await self.w3.eth.get_block("latest")
+        seconds = timelock - int(block["timestamp"]) - TIMESTAMP_DRIFT_S
+        return timedelta(seconds=max(0, seconds))
 
     # identity and funds
 

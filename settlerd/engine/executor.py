@@ -3,7 +3,9 @@
 For every spend: look for a transaction already journaled for that swap, leg and purpose; if there is
 none, build and sign one and journal it; only then broadcast. A crash anywhere in between ends in the
 same journaled transaction being broadcast again, never in a second funding of the same leg. A failure
-(node down, refund still non-final) is logged and retried on the next tick.
+(node down, refund still non-final) is logged and retried on the next tick. Right before the secret is
+revealed (the claim of leg 2) and before leg 2 is locked, the live chain has the last word
+(``live_checks``): a withheld reveal waits for the next tick, a refused lock becomes ``LockRefused``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from settlerd.store import TxStatus
 from settlerd.swap import Leg, Spend
 
 from . import records
+from .live_checks import LiveChecks
 from .risk import RiskCheck
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ class Executor:
     def __init__(self, engine: Engine, risk: RiskCheck) -> None:
         self._engine = engine
         self._risk = risk
+        self._live_checks = LiveChecks(engine)
         self._busy: set[tuple[str, Leg, Spend]] = set()
         self._last_failure_log: dict[tuple[str, Leg, Spend], float] = {}
 
@@ -98,6 +102,8 @@ class Executor:
         if tx is None:
             if spend is Spend.LOCK:
                 refusal = await self._risk.refusal(state, leg)
+                if refusal is None and leg is Leg.TWO:
+                    refusal = await self._live_checks.leg2_lock_refusal(state)
                 if refusal is not None:
                     await engine.apply(swap_id, swap.LockRefused(engine.clock(), leg, refusal))
                     return
@@ -109,6 +115,9 @@ class Executor:
                 if spend is Spend.CLAIM:
                     if state.secret is None:
                         raise RuntimeError("the secret is not known")
+                    # S1: claiming leg 2 reveals the secret; held back, it is looked at again next tick.
+                    if leg is Leg.TWO and not await self._live_checks.may_reveal(state):
+                        return
                     tx = await adapter.build_claim(terms, htlc_id, state.secret)
                 else:
                     tx = await adapter.build_refund(terms, htlc_id)
