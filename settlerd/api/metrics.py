@@ -7,8 +7,6 @@ Prometheus parses it, and gives adapters the usual gauge API; a registry per app
 
 from __future__ import annotations
 
-from collections import Counter
-
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from settlerd.notify.cursor import acked_seq
@@ -16,7 +14,6 @@ from settlerd.store import Store
 from settlerd.swap import Status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_PAGE = 1000  # swaps read per query while counting
 
 
 class Metrics:
@@ -50,7 +47,7 @@ class Metrics:
 
     async def render(self, store: Store, *, mqtt_enabled: bool) -> bytes:
         """Refresh what the store knows, then the whole exposition."""
-        counts = await count_by_status(store)
+        counts = await store.count_by_status()
         for status in Status:
             self._swaps.labels(status=str(status)).set(counts.get(str(status), 0))
         head = (await store.chain_head()).seq
@@ -64,14 +61,3 @@ class Metrics:
                 )
             self._mqtt_backlog.set(head - await acked_seq(store))
         return generate_latest(self.registry)
-
-
-async def count_by_status(store: Store) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    after: str | None = None
-    while True:
-        page = await store.list_swaps(after=after, limit=_PAGE)
-        counts.update(swap.status for swap in page)
-        if len(page) < _PAGE:
-            return counts
-        after = page[-1].id

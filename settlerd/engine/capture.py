@@ -74,7 +74,7 @@ class Capture:
     def adapters(self) -> Mapping[str, ChainAdapter]:
         return self._engine.adapters
 
-    def _adapter_for(self, chain: str, field: str) -> Any:
+    def _adapter_for(self, chain: str, field: str) -> ChainAdapter:
         adapter = self._engine.adapters.get(chain)
         if adapter is None:
             known = ", ".join(sorted(self._engine.adapters)) or "none"
@@ -205,7 +205,7 @@ class Capture:
                 field = (field_of or {}).get(number, f"terms.leg{number}")
                 raise DocumentError(field, "; ".join(problems))
 
-    def _local(self, leg: LegTerms, adapter: Any) -> LegTerms:
+    def _local(self, leg: LegTerms, adapter: ChainAdapter) -> LegTerms:
         """The offered leg as this daemon relies on it: its own deadline and at least its own depth."""
         depth = max(leg.finality_depth, self._settings.finality_depth[leg.chain])
         return replace(leg, deadline=adapter.deadline_of(leg.timelock), finality_depth=depth)
@@ -246,7 +246,7 @@ class Capture:
             await engine.apply(swap_id, swap.AcceptanceRegistered(engine.clock(), terms))
         except swap.SwapError as exc:
             raise CaptureError(str(exc), status=409) from None
-        return engine.live(swap_id).state if swap_id in engine.live_ids() else live.state
+        return live.state  # apply() moved this same object on
 
     async def cancel(self, swap_id: str, reason: str) -> None:
         try:

@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -174,6 +174,12 @@ class Store:
     async def legs_of(self, swap_id: str) -> list[Leg]:
         async with self._read() as conn:
             return await queries.legs_of(conn, swap_id)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many swaps are in each status: one GROUP BY, however many swaps there are."""
+        async with self._read() as conn:
+            q = select(t.swaps.c.status, func.count()).group_by(t.swaps.c.status)
+            return {str(status): int(n) for status, n in await conn.execute(q)}
 
     async def swaps_with_hashlock(self, hashlock: bytes) -> list[str]:
         """Every swap, live or ended, with a leg locked to ``hashlock`` (a hashlock is used once)."""
