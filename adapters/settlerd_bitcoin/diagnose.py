@@ -132,7 +132,16 @@ async def _version(name: str, call: Any) -> Check:
         net = await call("getnetworkinfo")
     except (RpcError, TimeoutError, NodeUnavailable, aiohttp.ClientError, OSError) as exc:
         return Check(f"{name}.version", CheckStatus.WARN, f"getnetworkinfo failed: {exc}", "check the node")
-    version, sub = int(net.get("version", 0)), str(net.get("subversion", ""))
+    raw, sub = net.get("version"), str(net.get("subversion", ""))
+    # Bitcoin Core reports an integer; compatible nodes may not ("2.2.0"), so its age is unknown, not fatal.
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return Check(
+            f"{name}.version",
+            CheckStatus.WARN,
+            f"{sub} reports version {raw!r}, not Bitcoin Core's MMmmpp integer: its age is unknown",
+            "check that the node is a maintained release compatible with Bitcoin Core's RPC",
+        )
+    version = raw
     found = f"{sub} (version {version})"
     if version < MIN_NODE_VERSION:
         return Check(
