@@ -1,9 +1,13 @@
 """Reads the HTLC contract's logs once per block range and matches them against what is watched.
 
-One ``eth_getLogs`` per range for the contract address, whatever the number of live swaps; matching is a
-dictionary lookup. Reorgs are found by block hash: the scanner keeps the hashes of recent blocks, and when
-the block it last scanned is no longer on the best chain it walks back to the fork, reports every event
-above it as REORGED and scans the new branch. Tip and hashes are stored as cursors, so a restart resumes
+One ``eth_getLogs`` per range for the contract address, whatever the number of live swaps, filtered on
+the node by the contract's event topics and the watched hashlocks and swap ids, so a stranger's locks on
+the same contract cost nothing; matching is a dictionary lookup. A range the node refuses as too big (a
+provider's cap on results, block span or response size) is asked again in halves down to one block.
+Reorgs are found by block hash: the scanner keeps the hashes of recent blocks, and when the block it last
+scanned is no longer on the best chain it walks back to the fork, reports every event above it as
+REORGED and scans the new branch. An answer that is not what the call returns is a ``NodeFault``: nothing
+of it is used and the height does not move. Tip and hashes are stored as cursors, so a restart resumes
 where the scanner stopped.
 """
 
@@ -11,9 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from aiohttp import ClientResponseError
+from eth_abi.exceptions import DecodingError
+from web3.exceptions import BadResponseFormat, Web3RPCError
 
 from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
 
@@ -26,10 +34,28 @@ log = logging.getLogger(__name__)
 REORG_WINDOW = 128
 # Largest eth_getLogs range: public nodes commonly refuse more than a few thousand blocks at once.
 MAX_LOG_RANGE = 2_000
+# Topic values per query: providers cap a request's parameters (Infura at 5,000); beyond this many live
+# hashlocks and swap ids, a range is asked in several queries.
+MAX_TOPICS = 1_000
+EVENT_TOPICS = [c.LOCKED_TOPIC, c.CLAIMED_TOPIC, c.REFUNDED_TOPIC]
+# How nodes and providers refuse an eth_getLogs that is too big: EIP-1474's "limit exceeded" code, which
+# Infura and Erigon use, and the words of the messages seen from geth, Alchemy, Infura, QuickNode, Erigon
+# and Ankr ("query returned more than 10000 results", "Log response size exceeded", "query exceeds max
+# results 20000", "block range is too wide", "range 100000 exceeds limit of 10000").
+LIMIT_EXCEEDED = -32005
+TOO_BIG_WORDS = ("result", "limit", "exceed", "too many", "too large", "too big", "too wide", "range", "size")
+PAYLOAD_TOO_LARGE = 413
 
 
 class ReorgTooDeep(RuntimeError):
     pass
+
+
+class NodeFault(RuntimeError):
+    """The node answered with something that is not what the call returns (garbage, missing fields).
+
+    Nothing it said was used: the scanner's height did not move, and the next poll asks again.
+    """
 
 
 @dataclass(slots=True)
@@ -106,20 +132,22 @@ class Scanner:
     async def poll(self) -> None:
         """Scan every block up to the node's tip; report new events, depth changes and reorgs."""
         assert self._height is not None, "resume() first"
-        tip = int(await self._w3.eth.block_number)
+        tip = await self._tip()
         await self._rewind_if_reorged(tip)
         if self._new:
             await self._backfill(sorted(self._new), tip)
             self._new.clear()
-        start = self._height + 1
-        while start <= tip:
-            end = min(tip, start + MAX_LOG_RANGE - 1)
-            logs = await self._w3.eth.get_logs({"address": self._address, "fromBlock": start, "toBlock": end})
-            self._match(logs, tip)
-            start = end + 1
-        for height in range(max(self._height + 1, tip - REORG_WINDOW + 1), tip + 1):
-            block = await self._w3.eth.get_block(height)
-            self._hashes[height] = _hex(block["hash"])
+        # Hashes before logs: an event found ahead of the scan (``find_spend``) whose block has left the
+        # chain is undone before the new branch's logs are matched.
+        hashes = {
+            height: await self._block_hash(height)
+            for height in range(max(self._height + 1, tip - REORG_WINDOW + 1), tip + 1)
+        }
+        self._undo_orphans(hashes)
+        for topics in self._topics():
+            for lo in range(self._height + 1, tip + 1, MAX_LOG_RANGE):
+                self._match(await self._logs(lo, min(tip, lo + MAX_LOG_RANGE - 1), topics), tip)
+        self._hashes.update(hashes)
         if tip != self._height:
             self._height = tip
             self._hashes = {h: v for h, v in self._hashes.items() if h > tip - REORG_WINDOW}
@@ -128,14 +156,98 @@ class Scanner:
             self._emit(ChainEvent(ChainEventKind.TIP, self._chain, tip, self._hashes.get(tip)))
         self._report_depths(tip)
 
+    async def find_spend(self, htlc_id: bytes, hashlock: bytes) -> ChainEvent | None:
+        """The latest Claimed or Refunded log of swap ``htlc_id`` up to the node's tip, reported as if
+        scanned (depth updates, reorgs); None if there is none within the backfill window.
+
+        For a claim or refund that reverts with SwapNotActive: the spend may lie ahead of the scan, or in
+        a range this scanner has not reached.
+        """
+        tip = await self._tip()
+        self._ids.setdefault(htlc_id, hashlock)
+        # Claimed is indexed by hashlock, Refunded by id: one query finds both.
+        topics = [[_hex(c.CLAIMED_TOPIC), _hex(c.REFUNDED_TOPIC)], [_hex(hashlock), _hex(htlc_id)]]
+        spends = []
+        for lo in range(max(0, tip - self._backfill_blocks), tip + 1, MAX_LOG_RANGE):
+            for entry in await self._logs(lo, min(tip, lo + MAX_LOG_RANGE - 1), topics):
+                event = self._event(entry, tip)
+                if event is not None and event.htlc_id == _hex(htlc_id) and event.kind in _SPENDS:
+                    spends.append((event.height, int(entry.get("logIndex") or 0), event))
+        if not spends:
+            return None
+        event = max(spends, key=lambda s: s[:2])[2]
+        if not self._known(event):
+            self._reported.append(_Reported(event, event.confirmations >= self._finality_depth))
+        # Handed on even when reported before: the caller acts on it now, whatever the queue holds.
+        self._emit(event)
+        return event
+
+    async def _tip(self) -> int:
+        tip = await self._w3.eth.block_number
+        if not isinstance(tip, int) or tip < 0:
+            raise NodeFault(f"{self._chain}: eth_blockNumber returned {tip!r}")
+        return tip
+
+    async def _block_hash(self, height: int) -> str:
+        block = await self._w3.eth.get_block(height)
+        try:
+            return _hex(block["hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeFault(f"{self._chain}: block {height} came without a hash: {exc!r}") from None
+
+    def _topics(self) -> list[list[Any]]:
+        """The filters a range is asked with: our events, for the watched hashlocks and swap ids.
+
+        Locked and Claimed index the hashlock, Refunded the swap id; a hashlock never equals a swap id
+        by chance, so one list of both serves all three. Nothing watched, nothing to ask.
+        """
+        values = sorted({*self._watched, *self._ids})
+        return [
+            [[_hex(t) for t in EVENT_TOPICS], [_hex(v) for v in values[i : i + MAX_TOPICS]]]
+            for i in range(0, len(values), MAX_TOPICS)
+        ]
+
+    async def _logs(self, lo: int, hi: int, topics: list[Any]) -> list[Mapping[str, Any]]:
+        """Every log of the contract in blocks lo..hi matching ``topics``; a range the node refuses as
+        too big is asked again in halves, down to single blocks."""
+        query = {"address": self._address, "fromBlock": lo, "toBlock": hi, "topics": topics}
+        try:
+            found = await self._w3.eth.get_logs(query)  # type: ignore[arg-type]
+        except (TypeError, ValueError, KeyError, BadResponseFormat) as exc:
+            # web3's result formatters choke on garbage before we see it.
+            raise NodeFault(f"{self._chain}: eth_getLogs for blocks {lo}-{hi}: {exc!r}") from None
+        except (Web3RPCError, ClientResponseError) as exc:
+            if lo == hi or not _too_big(exc):
+                raise
+            mid = (lo + hi) // 2
+            log.debug(
+                "%s: logs of blocks %d-%d refused as too big, asking in halves: %s", self._chain, lo, hi, exc
+            )
+            return await self._logs(lo, mid, topics) + await self._logs(mid + 1, hi, topics)
+        if not isinstance(found, list | tuple) or not all(isinstance(e, Mapping) for e in found):
+            raise NodeFault(f"{self._chain}: eth_getLogs for blocks {lo}-{hi} returned {str(found)[:200]!r}")
+        return list(found)
+
+    def _undo_orphans(self, hashes: Mapping[int, str]) -> None:
+        """Report as REORGED the events found ahead of the scan whose block is no longer on the chain."""
+        kept = []
+        for r in self._reported:
+            e = r.event
+            if e.height in hashes and hashes[e.height] != e.block_hash:
+                log.warning(
+                    "%s: block %d of %s %s left the best chain", self._chain, e.height, e.kind, e.txid
+                )
+                self._emit(_reorged(e))
+            else:
+                kept.append(r)
+        self._reported = kept
+
     async def _rewind_if_reorged(self, tip: int) -> None:
         assert self._height is not None
         height = self._height
         while height in self._hashes:
-            if height <= tip:
-                block = await self._w3.eth.get_block(height)
-                if _hex(block["hash"]) == self._hashes[height]:
-                    break
+            if height <= tip and await self._block_hash(height) == self._hashes[height]:
+                break
             height -= 1
         else:
             if height != self._height and self._hashes:
@@ -149,13 +261,7 @@ class Scanner:
         kept = []
         for r in self._reported:
             if r.event.height > height:
-                e = r.event
-                self._emit(
-                    ChainEvent(
-                        ChainEventKind.REORGED, self._chain, e.height, e.block_hash, htlc_id=e.htlc_id,
-                        hashlock=e.hashlock, txid=e.txid, amount=e.amount, undoes=e.kind,
-                    )
-                )  # fmt: skip
+                self._emit(_reorged(r.event))
             else:
                 kept.append(r)
         self._reported = kept
@@ -169,69 +275,76 @@ class Scanner:
         assert self._height is not None
         if self._height < 0:
             return
-        start = max(0, tip - self._backfill_blocks)
-        found: list[Any] = []
-        for topics in ([None, [_hex(h) for h in hashlocks]], None):
-            if topics is None:
-                ids = [i for i, h in self._ids.items() if h in hashlocks]
-                if not ids:
-                    break
-                topics = [_hex(c.REFUNDED_TOPIC), [_hex(i) for i in ids]]
-            for lo in range(start, self._height + 1, MAX_LOG_RANGE):
-                hi = min(self._height, lo + MAX_LOG_RANGE - 1)
-                logs = await self._w3.eth.get_logs(
-                    {"address": self._address, "fromBlock": lo, "toBlock": hi, "topics": topics}
-                )
+        ids = [i for i, h in self._ids.items() if h in hashlocks]
+        values = [_hex(v) for v in [*hashlocks, *ids]]
+        found = 0
+        for i in range(0, len(values), MAX_TOPICS):
+            topics = [[_hex(t) for t in EVENT_TOPICS], values[i : i + MAX_TOPICS]]
+            for lo in range(max(0, tip - self._backfill_blocks), self._height + 1, MAX_LOG_RANGE):
+                logs = await self._logs(lo, min(self._height, lo + MAX_LOG_RANGE - 1), topics)
                 self._match(logs, tip)
-                found.extend(logs)
-        log.debug("%s: backfill of %d hashlocks found %d logs", self._chain, len(hashlocks), len(found))
+                found += len(logs)
+        log.debug("%s: backfill of %d hashlocks found %d logs", self._chain, len(hashlocks), found)
 
-    def _match(self, logs: Iterable[Any], tip: int) -> None:
-        for entry in logs:
-            if entry.get("removed"):
-                continue
-            decoded = c.decode_log([bytes(t) for t in entry["topics"]], bytes(entry["data"]))
-            height = int(entry["blockNumber"])
-            base = {
-                "chain": self._chain,
-                "height": height,
-                "block_hash": _hex(entry["blockHash"]),
-                "txid": _hex(entry["transactionHash"]),
-                "confirmations": tip - height + 1,
-            }
-            if isinstance(decoded, c.LockedLog):
-                matching = [t for t in self._watched.get(decoded.hashlock, ()) if _matches(decoded, t)]
-                if not matching:
-                    continue
-                terms = matching[0]
-                self._ids[decoded.id] = decoded.hashlock
-                found = replace(terms, amount=decoded.amount, timelock=decoded.timelock)
-                event = ChainEvent(
-                    ChainEventKind.LOCKED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
-                    amount=decoded.amount, found=found, **base,
-                )  # fmt: skip
-            elif isinstance(decoded, c.ClaimedLog):
-                if decoded.id not in self._ids:
-                    continue
-                # Hand the preimage on at once: the counter-leg must be claimed before its timelock.
-                event = ChainEvent(
-                    ChainEventKind.CLAIMED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
-                    preimage=decoded.preimage, **base,
-                )  # fmt: skip
-            elif isinstance(decoded, c.RefundedLog):
-                hashlock = self._ids.get(decoded.id)
-                if hashlock is None:
-                    continue
-                event = ChainEvent(
-                    ChainEventKind.REFUNDED, htlc_id=_hex(decoded.id), hashlock=hashlock, **base
-                )
-            else:
-                continue
-            if any(r.event.txid == event.txid and r.event.htlc_id == event.htlc_id for r in self._reported):
+    def _match(self, logs: Iterable[Mapping[str, Any]], tip: int) -> None:
+        events = [e for e in (self._event(entry, tip) for entry in logs) if e is not None]
+        for event in events:
+            if self._known(event):
                 continue
             final = event.confirmations >= self._finality_depth
             self._reported.append(_Reported(event, final))
             self._emit(event)
+
+    def _known(self, event: ChainEvent) -> bool:
+        return any(
+            r.event.txid == event.txid
+            and r.event.htlc_id == event.htlc_id
+            and r.event.block_hash == event.block_hash
+            for r in self._reported
+        )
+
+    def _event(self, entry: Mapping[str, Any], tip: int) -> ChainEvent | None:
+        """The event a log means for what is watched, or None; a malformed log is a node fault."""
+        if entry.get("removed"):
+            return None
+        try:
+            if str(entry["address"]).lower() != self._address.lower():
+                raise ValueError(f"a log of {entry['address']}, not of the contract")
+            decoded = c.decode_log([_word(t) for t in entry["topics"]], bytes(entry["data"]))
+            height = int(entry["blockNumber"])
+            base: dict[str, Any] = {
+                "chain": self._chain,
+                "height": height,
+                "block_hash": _hex(_word(entry["blockHash"])),
+                "txid": _hex(_word(entry["transactionHash"])),
+                "confirmations": tip - height + 1,
+            }
+        except (KeyError, TypeError, ValueError, DecodingError) as exc:
+            raise NodeFault(f"{self._chain}: malformed log {str(entry)[:300]}: {exc!r}") from None
+        if isinstance(decoded, c.LockedLog):
+            matching = [t for t in self._watched.get(decoded.hashlock, ()) if _matches(decoded, t)]
+            if not matching:
+                return None
+            self._ids[decoded.id] = decoded.hashlock
+            found = replace(matching[0], amount=decoded.amount, timelock=decoded.timelock)
+            return ChainEvent(
+                ChainEventKind.LOCKED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
+                amount=decoded.amount, found=found, **base,
+            )  # fmt: skip
+        if isinstance(decoded, c.ClaimedLog):
+            if decoded.id not in self._ids:
+                return None
+            # Hand the preimage on at once: the counter-leg must be claimed before its timelock.
+            return ChainEvent(
+                ChainEventKind.CLAIMED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
+                preimage=decoded.preimage, **base,
+            )  # fmt: skip
+        if isinstance(decoded, c.RefundedLog):
+            hashlock = self._ids.get(decoded.id)
+            if hashlock is None:
+                return None
+            return ChainEvent(ChainEventKind.REFUNDED, htlc_id=_hex(decoded.id), hashlock=hashlock, **base)
+        return None
 
     def _report_depths(self, tip: int) -> None:
         """Re-report events whose depth changed, until they reach the finality depth."""
@@ -246,6 +359,35 @@ class Scanner:
             if confirmations <= REORG_WINDOW:
                 kept.append(r)
         self._reported = kept
+
+
+_SPENDS = (ChainEventKind.CLAIMED, ChainEventKind.REFUNDED)
+
+
+def _word(value: Any) -> bytes:
+    """A 32-byte hash or topic, as web3 hands them on (HexBytes); anything else is not one."""
+    word = bytes(value)
+    if len(word) != 32:
+        raise ValueError(f"{value!r} is not 32 bytes")
+    return word
+
+
+def _too_big(exc: Exception) -> bool:
+    """Whether the node refused a log query for its size, so smaller ranges may pass."""
+    if isinstance(exc, ClientResponseError):
+        return exc.status == PAYLOAD_TOO_LARGE
+    error = exc.rpc_response.get("error") if isinstance(exc, Web3RPCError) and exc.rpc_response else None
+    if isinstance(error, Mapping) and error.get("code") == LIMIT_EXCEEDED:
+        return True
+    message = str(error.get("message", "")) if isinstance(error, Mapping) else str(exc)
+    return any(word in message.lower() for word in TOO_BIG_WORDS)
+
+
+def _reorged(e: ChainEvent) -> ChainEvent:
+    return ChainEvent(
+        ChainEventKind.REORGED, e.chain, e.height, e.block_hash, htlc_id=e.htlc_id, hashlock=e.hashlock,
+        txid=e.txid, amount=e.amount, undoes=e.kind,
+    )  # fmt: skip
 
 
 def _matches(log_: c.LockedLog, terms: HtlcTerms) -> bool:
