@@ -78,6 +78,14 @@ class ChainEvent:
     found: HtlcTerms | None = None  # on LOCKED: the HTLC's terms as read from the chain
 
 
+class HtlcSpent(Exception):
+    """A claim or refund cannot be built because the HTLC is already spent, by either party.
+
+    Not a failure: the adapter found the spend and handed its CLAIMED (with the preimage) or REFUNDED
+    event to ``events``, so the engine learns the outcome from there instead of retrying the spend.
+    """
+
+
 @runtime_checkable
 class ChainAdapter(Protocol):
     """What the engine needs from a chain family. One instance per configured chain."""

@@ -17,7 +17,7 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
-from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
+from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcSpent, HtlcTerms, SignedTx
 from settlerd.store import StoreError
 
 from . import contract as c
@@ -260,12 +260,34 @@ class EvmAdapter:
 
     async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
         data = c.claim(c.token_address(terms.asset), terms.sender, terms.timelock, preimage)
-        # The timelock goes into meta so the keeper can bump a claim sooner as it draws near.
-        return await self._sign("claim", data, htlc_id=htlc_id, timelock=terms.timelock)
+        try:
+            # The timelock goes into meta so the keeper can bump a claim sooner as it draws near.
+            return await self._sign("claim", data, htlc_id=htlc_id, timelock=terms.timelock)
+        except HtlcReverted as exc:
+            await self._raise_if_spent(terms, exc)
+            raise
 
     async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
         data = c.refund(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
-        return await self._sign("refund", data, htlc_id=htlc_id)
+        try:
+            return await self._sign("refund", data, htlc_id=htlc_id)
+        except HtlcReverted as exc:
+            await self._raise_if_spent(terms, exc)
+            raise
+
+    async def _raise_if_spent(self, terms: HtlcTerms, exc: HtlcReverted) -> None:
+        """SwapNotActive: never locked, a wrong preimage, or already spent. Spent, its Claimed or Refunded
+        log is found and handed on as an event, and ``HtlcSpent`` raised; otherwise the caller re-raises."""
+        if exc.error != "SwapNotActive":
+            return
+        # The id from the agreed terms, not the caller's: a claim with a wrong preimage asks for another.
+        htlc_id = c.swap_id(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
+        spend = await self.scanner.find_spend(htlc_id, terms.hashlock)
+        if spend is not None:
+            raise HtlcSpent(
+                f"{self.name}: HTLC 0x{htlc_id.hex()} was already {spend.kind} in {spend.txid} "
+                f"(block {spend.height})"
+            ) from exc
 
     async def build_bump(self, tx: SignedTx) -> SignedTx:
         """The same call at the same nonce with higher fees, to replace a transaction that is stuck."""

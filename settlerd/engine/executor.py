@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from settlerd import swap
-from settlerd.adapters import SignedTx
+from settlerd.adapters import HtlcSpent, SignedTx
 from settlerd.store import TxStatus
 from settlerd.swap import Leg, Spend
 
@@ -71,6 +71,10 @@ class Executor:
         try:
             await self._carry_out(swap_id, leg, spend)
             self._last_failure_log.pop(key, None)
+        except HtlcSpent as exc:  # not a failure: the spend's chain event is on its way
+            log.info(
+                "swap %s: %s of leg %s not sent: %s", swap_id, spend, leg, exc, extra={"swap_id": swap_id}
+            )
         except Exception as exc:  # a node or adapter failure: the next tick retries from the state
             now = time.monotonic()
             if now - self._last_failure_log.get(key, -FAILURE_LOG_INTERVAL_S) >= FAILURE_LOG_INTERVAL_S:

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from settlerd_evm.adapter import AdapterConfigError, HtlcReverted
 
-from settlerd.adapters import ChainEventKind
+from settlerd.adapters import ChainEventKind, HtlcSpent
 from settlerd.store.store import Store
 from tests.fixtures.anvil import Anvil
 
@@ -50,9 +50,14 @@ async def test_eth_lock_claim_reveals_the_preimage(
     assert kinds[ChainEventKind.CLAIMED].preimage == preimage
     assert kinds[ChainEventKind.CLAIMED].htlc_id == locked.htlc_id
 
-    with pytest.raises(HtlcReverted) as again:
+    # Claimed already: not a revert to retry, but the spend, found and handed on as the scanner would.
+    drain(bob)
+    with pytest.raises(HtlcSpent, match="already claimed"):
         await bob.build_claim(terms, locked.htlc_id, preimage)
-    assert again.value.error == "SwapNotActive"
+    (spent,) = drain(bob)
+    assert spent.kind is ChainEventKind.CLAIMED and spent.preimage == preimage
+    assert spent.htlc_id == locked.htlc_id and spent.txid == claim.txid
+    assert spent.height == receipt["blockNumber"] and spent.confirmations >= 1
 
 
 async def test_erc20_lock_with_approve_then_refund(
@@ -81,6 +86,13 @@ async def test_erc20_lock_with_approve_then_refund(
     assert await token.functions.balanceOf(carol.address).call() == before + amount
     await carol.scanner.poll()
     assert ChainEventKind.REFUNDED in [e.kind for e in drain(carol)]
+
+    # A second refund (a restart that lost the first one's broadcast record): REFUNDED again, no revert.
+    with pytest.raises(HtlcSpent, match="already refunded"):
+        await carol.build_refund(terms, locked.htlc_id)
+    (again,) = drain(carol)
+    assert again.kind is ChainEventKind.REFUNDED and again.txid == refund.txid
+    assert again.htlc_id == locked.htlc_id and again.hashlock == terms.hashlock
 
 
 async def test_erc20_claim_and_the_named_reverts(
