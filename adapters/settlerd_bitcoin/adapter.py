@@ -23,7 +23,15 @@ from .records import sats
 from .rpc import NodeUnavailable, RpcClient, RpcError
 from .scanner import Scanner
 from .settings import BitcoinSettings
-from .txbuild import REFUND_SELECTOR, OutPoint, Tx, htlc_spend, parse_tx
+from .txbuild import (
+    P2WPKH_DUST,
+    REFUND_SELECTOR,
+    OutPoint,
+    Tx,
+    htlc_spend,
+    htlc_spend_vsize,
+    parse_tx,
+)
 from .wallet import Wallet
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,7 @@ class BitcoinAdapter:
         )
         self._task: asyncio.Task[None] | None = None
         self._bumps: dict[str, dict[str, Any]] = {}
+        self._alerted: set[tuple[str, str]] = set()
         self._tip_moved = asyncio.Condition()
         self._maintained_tip = -1
 
@@ -284,12 +293,19 @@ class BitcoinAdapter:
         index = self.wallet.take_index(CHANGE)
         await self.scanner.save()
         destination = self.wallet.script(CHANGE, index)
-        base = await self.fee_rate()
+        # The node's tip, not the scanner's: while the scanner catches up after an outage its tip is stale,
+        # and a deadline counted from it looks farther away than it is.
+        node_tip = int(await self.rpc.call("getblockcount"))
+        start = self.settings.fees.race_start(await self.fee_rate())
         # A claim built close to its deadline starts where the bump schedule already is.
-        left = (
-            fees.claim_blocks_left(self.tip, htlc.locktime) if purpose == "claim" else fees.BUMP_WINDOW_BLOCKS
-        )
-        rate = fees.target_rate(base, self.settings.fees.cap, left)
+        left = fees.claim_blocks_left(node_tip, htlc.locktime) if purpose == "claim" else None
+        ceiling = self._ceiling(htlc, selector, destination, amount)
+        if ceiling < self.settings.fees.floor:
+            raise ValueError(
+                f"{self.name}: HTLC {htlc_id} holds {amount} sat, too little to pay the fee floor of "
+                f"{self.settings.fees.floor} sat/vB and keep its output above dust; it cannot be spent"
+            )
+        rate = min(fees.target_rate(start, self.settings.fees.cap, 0, left), ceiling)
         key = self.keys.swap_key(htlc.hashlock)
         tx, fee = htlc_spend(
             htlc, OutPoint.parse(htlc_id), amount, key, destination, rate, selector, locktime
@@ -299,43 +315,71 @@ class BitcoinAdapter:
             "amount": amount,
             "fee": fee,
             "fee_rate": rate,
-            "base_fee_rate": base,
-            "first_tip": self.tip,
+            "start_fee_rate": start,  # where the bump schedule starts, before the deadline and dust bounds
+            "signed_tip": node_tip,
         }
         return SignedTx(self.name, tx.txid, tx.serialize(), purpose, meta=meta)
+
+    def _ceiling(self, htlc: Htlc, selector: bytes, destination: bytes, amount: int) -> float:
+        """The highest rate a spend of this HTLC may pay: the operator's cap, or less when the output would
+        otherwise be dust (the destination is always this wallet's P2WPKH)."""
+        vsize = htlc_spend_vsize(htlc, selector, destination)
+        return min(self.settings.fees.cap, fees.affordable_rate(amount, vsize, P2WPKH_DUST))
 
     # broadcasting, rebroadcasting and fee bumps
 
     async def broadcast(self, tx: SignedTx) -> str:
-        """Broadcast ``tx``, or its latest fee-bump replacement if it has one; returns the txid sent."""
-        latest = self._bumps.get(tx.txid)
-        raw = bytes.fromhex(latest["raw"]) if latest else tx.raw
-        txid = parse_tx(raw).txid if latest else tx.txid
+        """Broadcast ``tx``, or its latest fee-bump replacement if it has one; returns the txid sent.
+
+        The node's tip after the first broadcast of a claim or refund is kept with its bumps: only blocks
+        mined after it count as blocks the spend waited for.
+        """
+        state = self._bumps.get(tx.txid, {})
+        raw = bytes.fromhex(state["raw"]) if "raw" in state else tx.raw
+        txid = parse_tx(raw).txid if "raw" in state else tx.txid
         try:
             await self.rpc.call("sendrawtransaction", raw.hex())
         except RpcError as exc:
-            if exc.code == RPC_VERIFY_ALREADY_IN_CHAIN or any(m in exc.message for m in ALREADY_KNOWN):
-                return txid
-            raise
+            if exc.code != RPC_VERIFY_ALREADY_IN_CHAIN and not any(m in exc.message for m in ALREADY_KNOWN):
+                raise
+        if tx.purpose in ("claim", "refund") and "sent_tip" not in state:
+            sent_tip = int(await self.rpc.call("getblockcount"))
+            self._bumps[tx.txid] = {**state, "sent_tip": sent_tip}
+            await self.store.put_cursor(self.name, BUMPS_CURSOR, json.dumps(self._bumps))
         return txid
 
     async def maintain(self) -> None:
         """On a new tip: rebroadcast unconfirmed transactions, replacing claims and refunds with a higher fee
-        as their deadline nears. A replacement is written to the store before it is broadcast (S4)."""
+        as they wait and as their deadline nears. A replacement is written to the store before it is
+        broadcast (S4). One transaction's failure is alerted and never stops the others'."""
+        node_tip = int(await self.rpc.call("getblockcount"))
         for tx in await self.store.unconfirmed_txs(self.name):
             if self._mined(tx):
                 continue
-            if tx.purpose in ("claim", "refund"):
-                await self._bump_if_due(tx)
             try:
+                if tx.purpose in ("claim", "refund"):
+                    await self._bump_if_due(tx, node_tip)
                 await self.broadcast(tx)
             except RpcError as exc:
                 log.info("%s: rebroadcast of %s %s refused: %s", self.name, tx.purpose, tx.txid, exc)
+            except NodeUnavailable:
+                raise  # the whole pass waits for the node, as the loop does
+            except Exception as exc:  # whatever it is, the other swaps' spends go on
+                self._alert(tx, type(exc).__name__, f"could not be rebroadcast or fee-bumped: {exc!r}")
+
+    def _alert(self, tx: SignedTx, kind: str, reason: str) -> None:
+        """An error for the operator, once per transaction and kind of trouble (per run: a restart says it
+        again)."""
+        if (tx.txid, kind) in self._alerted:
+            return
+        self._alerted.add((tx.txid, kind))
+        htlc_id = tx.meta.get("htlc_id")
+        log.error("%s: %s %s of HTLC %s %s", self.name, tx.purpose, tx.txid, htlc_id, reason)
 
     def replacement_of(self, txid: str) -> str | None:
         """The txid of the latest fee-bump replacement of journalled transaction ``txid``, if any."""
-        latest = self._bumps.get(txid)
-        return parse_tx(bytes.fromhex(latest["raw"])).txid if latest else None
+        raw = self._bumps.get(txid, {}).get("raw")
+        return parse_tx(bytes.fromhex(raw)).txid if raw else None
 
     def _mined(self, tx: SignedTx) -> bool:
         """Whether the scanner saw ``tx`` (or, for a spend, any spend of its HTLC) in a block."""
@@ -347,36 +391,52 @@ class BitcoinAdapter:
             return funding is not None and funding.spend is not None and funding.spend.height > 0
         return False
 
-    async def _bump_if_due(self, original: SignedTx) -> None:
+    async def _bump_if_due(self, original: SignedTx, node_tip: int) -> None:
         """Replace an unconfirmed claim or refund when the bump schedule asks for a higher rate than it pays.
 
-        The replacement spends the same HTLC output to the same address; it is written to the adapter's
-        ``bumps`` cursor before anything broadcasts it, and ``broadcast`` of the original sends it.
+        Blocks waited are the scanner's blocks after the first broadcast (blocks it has read, so the spend
+        would have been seen in them); a claim's blocks left count from the node's tip. The replacement spends
+        the same HTLC output to the same address at no more than the cap and never leaves dust; it is written
+        to the adapter's ``bumps`` cursor before anything broadcasts it, and ``broadcast`` of the original
+        sends it.
         """
-        latest = self._bumps.get(original.txid)
-        tx = parse_tx(bytes.fromhex(latest["raw"]) if latest else original.raw)
-        rate = float(latest["fee_rate"]) if latest else float(original.meta["fee_rate"])
+        state = self._bumps.get(original.txid, {})
+        if "sent_tip" not in state:
+            return  # never broadcast: no block could have held it
+        tx = parse_tx(bytes.fromhex(state["raw"]) if "raw" in state else original.raw)
+        rate = float(state.get("fee_rate", original.meta["fee_rate"]))
         htlc = parse_htlc(tx.inputs[0].witness[2])
+        amount = int(original.meta["amount"])
+        left = fees.claim_blocks_left(node_tip, htlc.locktime) if original.purpose == "claim" else None
+        waited = fees.blocks_waited(self.tip, int(state["sent_tip"]))
         cap = self.settings.fees.cap
-        if original.purpose == "claim":
-            left = fees.claim_blocks_left(self.tip, htlc.locktime)
-        else:
-            left = fees.refund_blocks_left(self.tip, int(original.meta["first_tip"]))
-        target = fees.target_rate(float(original.meta["base_fee_rate"]), cap, left)
-        new_rate = fees.replacement_rate(rate, target, cap)
+        # Spends journalled before the schedule kept its start climb from the rate they were signed at.
+        start = float(original.meta.get("start_fee_rate", original.meta["fee_rate"]))
+        target = fees.target_rate(start, cap, waited, left)
+        ceiling = self._ceiling(htlc, tx.inputs[0].witness[1], tx.outputs[0].script_pubkey, amount)
+        if min(target, cap) > ceiling:
+            self._alert(
+                original,
+                "dust",
+                f"holds {amount} sat: the fee schedule asks {min(target, cap)} sat/vB, but above "
+                f"{ceiling} sat/vB its output would be dust, so it pays at most that and may lose the race "
+                "with the counterparty",
+            )
+        new_rate = fees.replacement_rate(rate, target, ceiling)
         if new_rate is None:
             return
-        replacement = self._respend(tx, htlc, int(original.meta["amount"]), new_rate)
-        self._bumps[original.txid] = {"raw": replacement.serialize().hex(), "fee_rate": new_rate}
+        replacement = self._respend(tx, htlc, amount, new_rate)
+        self._bumps[original.txid] = {**state, "raw": replacement.serialize().hex(), "fee_rate": new_rate}
         await self.store.put_cursor(self.name, BUMPS_CURSOR, json.dumps(self._bumps))
         log.info(
-            "%s: %s %s replaced by %s at %.1f sat/vB (%d blocks before its deadline)",
+            "%s: %s %s replaced by %s at %.1f sat/vB (%d blocks waited, %s blocks before its deadline)",
             self.name,
             original.purpose,
             tx.txid,
             replacement.txid,
             new_rate,
-            left,
+            waited,
+            "no" if left is None else left,
         )
 
     def _respend(self, tx: Tx, htlc: Htlc, amount: int, rate: float) -> Tx:

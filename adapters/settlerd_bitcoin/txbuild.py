@@ -172,8 +172,7 @@ def htlc_spend(
     """
     script = htlc.witness_script
     unsigned = Tx((TxIn(outpoint),), (TxOut(amount, destination),), locktime=locktime)
-    vsize = unsigned.with_witness(0, (DUMMY_SIGNATURE, selector, script)).vsize
-    fee = math.ceil(vsize * fee_rate)
+    fee = math.ceil(htlc_spend_vsize(htlc, selector, destination) * fee_rate)
     value = amount - fee
     if value < P2WPKH_DUST:
         raise ValueError(
@@ -184,6 +183,12 @@ def htlc_spend(
     digest = bip143_sighash(tx, 0, script, amount)
     signature = key.sign_digest(digest) + bytes([SIGHASH_ALL])
     return tx.with_witness(0, (signature, selector, script)), fee
+
+
+def htlc_spend_vsize(htlc: Htlc, selector: bytes, destination: bytes) -> int:
+    """The virtual size ``htlc_spend`` pays for: the largest signature, so the rate is never underpaid."""
+    tx = Tx((TxIn(OutPoint("00" * 32, 0)),), (TxOut(0, destination),))
+    return tx.with_witness(0, (DUMMY_SIGNATURE, selector, htlc.witness_script)).vsize
 
 
 P2WPKH_DUST = 294  # Bitcoin Core's dust threshold for a P2WPKH output at the default 3 sat/vB dust relay fee

@@ -40,7 +40,16 @@ class Desk:
     async def start(self, watch: Sequence[HtlcTerms] = ()) -> None:
         """Start the adapter; ``watch`` is watched before it starts, as the daemon does after a restart."""
         self.store = await Store.open(f"sqlite:///{self.db}")
-        settings = {
+        settings = self.settings()
+        self.adapter = factory(settings, self.store)
+        for terms in watch:
+            self.adapter.watch(terms)
+        await self.adapter.start()
+        self._events = aiter(self.adapter.events())
+
+    def settings(self) -> dict[str, Any]:
+        """The adapter settings this desk runs with."""
+        return {
             "rpc_url": self.node.rpc_url,
             "rpc_user": self.node.rpc_user,
             "rpc_password": self.node.rpc_password,
@@ -52,11 +61,6 @@ class Desk:
             "fee_floor": 2.0,
             "fee_cap": 50.0,
         }
-        self.adapter = factory(settings, self.store)
-        for terms in watch:
-            self.adapter.watch(terms)
-        await self.adapter.start()
-        self._events = aiter(self.adapter.events())
 
     async def stop(self) -> None:
         if self.adapter is not None:

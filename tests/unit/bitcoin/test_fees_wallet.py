@@ -8,16 +8,27 @@ from decimal import Decimal
 import pytest
 from settlerd_bitcoin import BitcoinSettings
 from settlerd_bitcoin.fees import (
+    BUMP_WINDOW_BLOCKS,
+    INCREMENTAL_RELAY_FEE,
+    RACE_CLIMB_BLOCKS,
     URGENT_BLOCKS,
     FeePolicy,
+    affordable_rate,
+    blocks_waited,
     claim_blocks_left,
-    refund_blocks_left,
     replacement_rate,
     target_rate,
 )
-from settlerd_bitcoin.htlc import sha256
+from settlerd_bitcoin.htlc import Htlc, sha256
 from settlerd_bitcoin.keys import RECEIVE, KeyChain
-from settlerd_bitcoin.txbuild import P2WPKH_DUST, OutPoint, parse_tx
+from settlerd_bitcoin.txbuild import (
+    P2WPKH_DUST,
+    REFUND_SELECTOR,
+    OutPoint,
+    htlc_spend,
+    htlc_spend_vsize,
+    parse_tx,
+)
 from settlerd_bitcoin.wallet import (
     COINBASE_MATURITY,
     P2WSH_OUTPUT_VB,
@@ -47,13 +58,39 @@ def test_floor_above_cap_is_refused() -> None:
         FeePolicy(floor=10.0, cap=5.0)
 
 
-def test_bump_schedule_is_flat_then_rises_to_the_cap() -> None:
-    rates = [target_rate(2.0, 100.0, left) for left in range(60, -3, -1)]
-    assert rates[0] == 2.0
+def test_claim_schedule_is_flat_then_rises_to_the_cap_before_its_deadline() -> None:
+    rates = [target_rate(2.0, 100.0, 0, left) for left in range(60, -3, -1)]
+    assert rates[0] == 2.0 == target_rate(2.0, 100.0, 0, BUMP_WINDOW_BLOCKS + 1)
     assert all(a <= b for a, b in itertools.pairwise(rates))
-    assert target_rate(2.0, 100.0, URGENT_BLOCKS) == 100.0
-    assert target_rate(2.0, 100.0, 0) == 100.0
-    assert 2.0 < target_rate(2.0, 100.0, 20) < 100.0
+    assert target_rate(2.0, 100.0, 0, URGENT_BLOCKS) == 100.0
+    assert target_rate(2.0, 100.0, 0, 0) == 100.0
+    assert 2.0 < target_rate(2.0, 100.0, 0, 20) < 100.0
+
+
+def test_a_refund_races_from_its_first_block_and_reaches_the_cap_within_the_climb() -> None:
+    # The counterparty's claim path never closes: there is no quiet period, only the wait counts.
+    rates = [target_rate(4.0, 50.0, waited, None) for waited in range(RACE_CLIMB_BLOCKS + 3)]
+    assert rates[0] == 4.0
+    assert all(a < b for a, b in itertools.pairwise(rates[: RACE_CLIMB_BLOCKS + 1]))
+    assert rates[RACE_CLIMB_BLOCKS:] == [50.0] * 3
+    # Far from its deadline, a claim that waits climbs the same way: the estimate it started from was wrong.
+    assert target_rate(4.0, 50.0, 2, 500) == rates[2]
+    assert target_rate(4.0, 50.0, 2, 10) > rates[2]
+
+
+def test_only_blocks_after_the_first_broadcast_are_waited() -> None:
+    # Signed and sent at the node's tip 1,100 while the scanner still read block 1,000 after an outage.
+    assert blocks_waited(1_000, 1_100) == blocks_waited(1_100, 1_100) == 0
+    assert target_rate(4.0, 200.0, blocks_waited(1_100, 1_100), None) == 4.0
+    assert blocks_waited(1_101, 1_100) == 1
+    assert target_rate(4.0, 200.0, 1, None) < 10.0
+
+
+def test_race_start_is_above_the_estimate_within_floor_and_cap() -> None:
+    policy = FeePolicy(floor=2.0, cap=50.0)
+    assert policy.race_start(2.0) == 4.0
+    assert policy.race_start(0.5) == 2.0
+    assert policy.race_start(40.0) == 50.0
 
 
 def test_replacement_must_outbid_by_the_incremental_fee_and_respect_the_cap() -> None:
@@ -64,10 +101,44 @@ def test_replacement_must_outbid_by_the_incremental_fee_and_respect_the_cap() ->
     assert replacement_rate(100.0, 200.0, 100.0) is None
 
 
+PREIMAGE = bytes(range(32))
+SPEND_KEY = KeyChain(bytes(range(32)), coin_type=1).swap_key(sha256(PREIMAGE))
+HTLC = Htlc(sha256(PREIMAGE), SPEND_KEY.pubkey, SPEND_KEY.pubkey, 300)
+TO_WALLET = bytes([0, 20]) + bytes(20)
+
+
+def test_a_replacement_raises_the_absolute_fee_by_the_incremental_relay_fee() -> None:
+    # BIP125 rules 3 and 4: more absolute fee than the original, by at least the incremental rate * size.
+    for selector in (PREIMAGE, REFUND_SELECTOR):
+        rate = 2.3
+        for target in (2.4, 3.7, 9.9, 50.0):
+            new = replacement_rate(rate, target, 50.0)
+            if new is None:
+                continue
+            old_tx, old_fee = htlc_spend(
+                HTLC, OutPoint("11" * 32, 0), 100_000, SPEND_KEY, TO_WALLET, rate, selector, 0
+            )
+            new_tx, new_fee = htlc_spend(
+                HTLC, OutPoint("11" * 32, 0), 100_000, SPEND_KEY, TO_WALLET, new, selector, 0
+            )
+            assert new_fee - old_fee >= INCREMENTAL_RELAY_FEE * new_tx.vsize
+            assert new_fee / new_tx.vsize > old_fee / old_tx.vsize
+            rate = new
+
+
+@pytest.mark.parametrize("amount", [700, 3_000, 10_007, 1_000_000])
+def test_the_affordable_rate_keeps_the_output_above_dust(amount: int) -> None:
+    vsize = htlc_spend_vsize(HTLC, PREIMAGE, TO_WALLET)
+    highest = affordable_rate(amount, vsize, P2WPKH_DUST)
+    tx, fee = htlc_spend(HTLC, OutPoint("11" * 32, 0), amount, SPEND_KEY, TO_WALLET, highest, PREIMAGE, 0)
+    assert tx.outputs[0].value >= P2WPKH_DUST and fee <= amount - P2WPKH_DUST
+    with pytest.raises(ValueError, match="dust"):
+        htlc_spend(HTLC, OutPoint("11" * 32, 0), amount, SPEND_KEY, TO_WALLET, highest + 0.2, PREIMAGE, 0)
+
+
 def test_blocks_left() -> None:
     # Refund locktime 120: the refund can be mined in block 121, so a claim at tip 100 has 20 blocks.
     assert claim_blocks_left(100, 120) == 19
-    assert refund_blocks_left(150, 100) == 22
 
 
 def utxo(value: int, n: int, height: int = 10, coinbase: bool = False) -> Utxo:
