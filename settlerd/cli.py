@@ -15,6 +15,7 @@ from pathlib import Path
 
 from settlerd import __version__, adapters, config, logs
 from settlerd.cli_swap import add_swap_commands
+from settlerd.cli_verify import add_verify_command
 from settlerd.doctor import add_doctor_command
 
 EXIT_OK = 0
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_swap_commands(sub)
     add_doctor_command(sub, _load)
+    add_verify_command(sub)
     for info in adapters.discover().values():
         if info.cli is not None:
             info.cli(sub)  # an adapter's own commands, e.g. `settlerd contract deploy` from the EVM one

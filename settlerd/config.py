@@ -143,6 +143,11 @@ class MqttSettings(_Section):
     password_file: Path | None = Field(default=None, description="File holding the MQTT password.")
     tls: bool = Field(default=False, description="Connect to the broker over TLS.")
     ca_file: Path | None = Field(default=None, description="CA bundle for the broker's certificate.")
+    retain_ended_for: Duration = Field(
+        default=timedelta(days=7),
+        gt=timedelta(0),
+        description="How long an ended swap's retained status stays on the broker before it is cleared.",
+    )
 
 
 class ChainSettings(BaseModel):

@@ -72,14 +72,20 @@ async def _open_store(url: str) -> Store:
         raise StartupError(f"store: {exc}") from None
 
 
-def _capture(settings: Settings, engine: Engine) -> Capture | None:
-    """Trade capture, when a node key is configured to sign offers and acceptances."""
+def _node_key(settings: Settings) -> NodeKey | None:
+    """The key signing offers, acceptances and MQTT messages, when one is configured."""
     if settings.engine.node_key_file is None:
         return None
     try:
-        key = NodeKey.from_hex(read_secret("engine.node_key_file", settings.engine.node_key_file))
+        return NodeKey.from_hex(read_secret("engine.node_key_file", settings.engine.node_key_file))
     except (CredentialError, ValueError) as exc:
         raise StartupError(f"engine: {exc}") from None
+
+
+def _capture(settings: Settings, engine: Engine, key: NodeKey | None) -> Capture | None:
+    """Trade capture, when a node key is configured to sign offers and acceptances."""
+    if key is None:
+        return None
     policy = settings.policy
     return Capture(
         engine,
@@ -146,7 +152,8 @@ async def run(
             except ChainStartError as exc:
                 raise StartupError(str(exc)) from None
             await engine.retry_unfinished()
-            capture = _capture(settings, engine)
+            key = _node_key(settings)
+            capture = _capture(settings, engine, key)
             api_url = await stack.enter_async_context(
                 _api_listener(settings, store, capture, chains, engine.unresumable)
             )
@@ -167,7 +174,9 @@ async def run(
                     tasks.create_task(_wait_for_stop(stop), name="stop-signal")
                     tasks.create_task(engine.run(), name="engine")
                     if settings.mqtt.enabled:
-                        tasks.create_task(notify.run(store, settings, mqtt_wakeup), name="mqtt-publisher")
+                        tasks.create_task(
+                            notify.run(store, settings, mqtt_wakeup, key=key), name="mqtt-publisher"
+                        )
             except* _StopRequested:
                 pass
             log.info("stopping: all tasks cancelled, closing API and store")

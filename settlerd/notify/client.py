@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import ssl
 
 import aiomqtt
@@ -15,6 +16,7 @@ from .topics import online_topic
 KEEPALIVE_S = 30
 # A PUBACK not back within this long means the connection is dead: reconnect and resend from the cursor.
 PUBACK_TIMEOUT_S = 10.0
+CLIENT_ID_RANDOM_BYTES = 8  # 64 bits: not guessable, and the id stays well under brokers' length limits
 
 
 def make_client(settings: Settings) -> aiomqtt.Client:
@@ -30,8 +32,11 @@ def make_client(settings: Settings) -> aiomqtt.Client:
         port=mqtt.port,
         username=mqtt.username,
         password=password,
-        identifier=f"settlerd-{settings.node_id}",
-        # Nothing is left to the broker's session: after a reconnect the publisher resends from its cursor.
+        # A fresh id per connection: a broker drops the older of two connections with one id, so a fixed,
+        # guessable id let anyone knock the publisher off and flap `online`.
+        identifier=f"settlerd-{settings.node_id}-{secrets.token_hex(CLIENT_ID_RANDOM_BYTES)}",
+        # Nothing is left to the broker's session: after a reconnect the publisher resends from its cursor,
+        # so a new id (and with it a new session) loses nothing.
         clean_session=True,
         keepalive=KEEPALIVE_S,
         timeout=PUBACK_TIMEOUT_S,

@@ -6,6 +6,9 @@ at a time and the cursor advances only after the broker's PUBACK, so a broker ou
 repeat the last event (consumers drop ``seq`` they have seen) but never loses or reorders one (S6).
 The cursor is persisted after each batch and on every disconnect; a crash between two persists repeats
 at most one batch.
+
+Every JSON message names its topic and, with a node key, is signed (``settlerd.status_sig``). When idle,
+the publisher clears the retained status of swaps that ended ``mqtt.retain_ended_for`` ago (``retention``).
 """
 
 from __future__ import annotations
@@ -14,17 +17,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import aiomqtt
 
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError
+from settlerd.engine.documents import NodeKey
 from settlerd.status_doc import event_document, status_document
+from settlerd.status_sig import seal
 from settlerd.store import Store
 
 from .client import make_client
 from .cursor import acked_seq, save_acked_seq
+from .retention import RetainedCleaner
 from .topics import events_topic, online_topic, swap_topic
 
 log = logging.getLogger("settlerd.notify")
@@ -55,14 +62,34 @@ class _Cursor:
             self._saved = self.acked
 
 
-async def run(store: Store, settings: Settings, wakeup: asyncio.Event) -> None:
-    """Publish forever. Whoever appends events sets ``wakeup`` to get them out without waiting for a
-    poll; the publisher clears it, so it must be an event of its own, not one other waiters share."""
+class _Output:
+    """What a batch needs besides the store: whose topics, the key signing them, the cursor."""
+
+    def __init__(self, node_id: str, key: NodeKey | None, cursor: _Cursor, cleaner: RetainedCleaner) -> None:
+        self.node_id = node_id
+        self.key = key
+        self.cursor = cursor
+        self.cleaner = cleaner
+
+    def message(self, topic: str, document: dict[str, Any]) -> bytes:
+        return _json(seal(topic, document, self.key))
+
+
+async def run(store: Store, settings: Settings, wakeup: asyncio.Event, *, key: NodeKey | None) -> None:
+    """Publish forever, signing with ``key`` (unsigned when None). Whoever appends events sets ``wakeup``
+    to get them out without waiting for a poll; the publisher clears it, so it must be an event of its
+    own, not one other waiters share."""
     node_id = settings.node_id
     cursor = _Cursor(store, await acked_seq(store))
+    out = _Output(node_id, key, cursor, RetainedCleaner(store, node_id, settings.mqtt.retain_ended_for))
     backoff = BACKOFF_INITIAL_S
     where = f"{settings.mqtt.host}:{settings.mqtt.port}"
-    log.info("mqtt: publishing to %s from event %d", where, cursor.acked + 1)
+    log.info(
+        "mqtt: publishing to %s from event %d, %s",
+        where,
+        cursor.acked + 1,
+        f"signed with node key {key.public_hex}" if key else "unsigned (set engine.node_key_file to sign)",
+    )
     while True:
         try:
             client = make_client(settings)
@@ -71,7 +98,7 @@ async def run(store: Store, settings: Settings, wakeup: asyncio.Event) -> None:
                 log.info("mqtt: connected to %s, resuming after event %d", where, cursor.acked)
                 backoff = BACKOFF_INITIAL_S
                 try:
-                    await _publish_forever(client, store, node_id, cursor, wakeup)
+                    await _publish_forever(client, store, out, wakeup)
                 except asyncio.CancelledError:
                     await _say_offline(client, node_id)
                     raise
@@ -91,13 +118,15 @@ async def run(store: Store, settings: Settings, wakeup: asyncio.Event) -> None:
         backoff = min(backoff * 2, BACKOFF_MAX_S)
 
 
-async def _publish_forever(
-    client: aiomqtt.Client, store: Store, node_id: str, cursor: _Cursor, wakeup: asyncio.Event
-) -> None:
+async def _publish_forever(client: aiomqtt.Client, store: Store, out: _Output, wakeup: asyncio.Event) -> None:
+    node_id, cursor = out.node_id, out.cursor
     while True:
         wakeup.clear()  # before reading: an append after this read sets it again
         events = await store.events(after_seq=cursor.acked, limit=BATCH)
         if not events:
+            if out.cleaner.due(time.monotonic()):
+                await out.cleaner.sweep(client, cursor.acked, time.monotonic())
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), POLL_INTERVAL_S)
             continue
@@ -109,9 +138,11 @@ async def _publish_forever(
                     documents[event.swap_id] = await _status_of(store, event.swap_id, event.seq)
                 document = documents[event.swap_id]
                 if document is not None:
-                    payload = _json({**document, "seq": event.seq})
-                    await client.publish(swap_topic(node_id, event.swap_id), payload, qos=1, retain=True)
-            await client.publish(events_topic(node_id), _json(event_document(event)), qos=1)
+                    topic = swap_topic(node_id, event.swap_id)
+                    payload = out.message(topic, {**document, "seq": event.seq})
+                    await client.publish(topic, payload, qos=1, retain=True)
+            topic = events_topic(node_id)
+            await client.publish(topic, out.message(topic, event_document(event)), qos=1)
             cursor.acked = event.seq
         await cursor.save()
 

@@ -22,9 +22,13 @@ import pytest
 
 from settlerd import notify
 from settlerd.config import MqttSettings, Settings, StoreSettings
+from settlerd.engine import NodeKey
 from settlerd.store import Store
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+REPO = Path(__file__).resolve().parents[3]
+SHIPPED_CONFIG = REPO / "config" / "mosquitto"
+SHIPPED_DIR = "/etc/mosquitto/settlerd/"  # where the shipped configuration expects its files
 SHARED_BROKER = ("127.0.0.1", 1883)
 WAIT_S = 30.0  # upper bound for anything that should happen; a stuck test fails instead of hanging
 
@@ -119,9 +123,11 @@ async def subscribed(
 
 
 @contextlib.asynccontextmanager
-async def publishing(store: Store, settings: Settings) -> AsyncIterator[asyncio.Event]:
+async def publishing(
+    store: Store, settings: Settings, key: NodeKey | None = None
+) -> AsyncIterator[asyncio.Event]:
     wakeup = asyncio.Event()
-    async with running(notify.run(store, settings, wakeup), "mqtt-publisher"):
+    async with running(notify.run(store, settings, wakeup, key=key), "mqtt-publisher"):
         yield wakeup
 
 
@@ -191,3 +197,36 @@ async def clear_retained(port: int, node_id: str, swap_ids: list[str]) -> None:
     async with aiomqtt.Client("127.0.0.1", port) as client:
         for topic in [notify.online_topic(node_id), *(notify.swap_topic(node_id, s) for s in swap_ids)]:
             await client.publish(topic, b"", qos=1, retain=True)
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(pki: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1 signed by it: ca.crt, server.crt, server.key."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-subj", "/CN=settlerd test CA", "-days", "1", cwd=pki)  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1", cwd=pki)  # fmt: skip
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "1", "-extfile", "san.ext", cwd=pki)  # fmt: skip
+
+
+def shipped_broker(tmp_path: Path, passwords: dict[str, str]) -> Mosquitto:
+    """A private Mosquitto running the operator configuration of config/mosquitto as shipped: its files
+    (ACL, a password file made with mosquitto_passwd, a certificate made here) in a directory of the test,
+    and the test's listener in place of port 8883."""
+    files = tmp_path / "etc"
+    files.mkdir()
+    make_pki(files)
+    (files / "acl").write_text((SHIPPED_CONFIG / "settlerd.acl").read_text())
+    for user, password in passwords.items():
+        create = ["-c"] if not (files / "passwd").exists() else []
+        subprocess.run(["mosquitto_passwd", *create, "-b", str(files / "passwd"), user, password], check=True)
+    shipped = (SHIPPED_CONFIG / "settlerd.conf").read_text().replace(SHIPPED_DIR, f"{files}/")
+    assert "\nlistener 8883\n" in shipped, "the shipped configuration changed its listener: update the test"
+    directory = tmp_path / "broker"
+    directory.mkdir()
+    return Mosquitto(directory, free_port(), shipped.replace("\nlistener 8883\n", "\n"))

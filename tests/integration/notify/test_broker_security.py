@@ -14,26 +14,16 @@ from settlerd.config import MqttSettings, Settings, StoreSettings
 from settlerd.store import Store
 from tests.integration.api.swaps import advance, create_swap
 
-from .conftest import Mosquitto, free_port, publishing, subscribed, unique_node_id
+from .conftest import Mosquitto, free_port, make_pki, publishing, subscribed, unique_node_id
 
 USER, PASSWORD = "settlerd", "correct horse battery staple"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture
 def secure_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     pki = tmp_path / "pki"
     pki.mkdir()
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-            "-subj", "/CN=settlerd test CA", "-days", "1", cwd=pki)  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1", cwd=pki)  # fmt: skip
-    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "1", "-extfile", "san.ext", cwd=pki)  # fmt: skip
+    make_pki(pki)
     passwords = tmp_path / "broker-passwords"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USER, PASSWORD], check=True)
     directory = tmp_path / "broker"

@@ -61,7 +61,8 @@ async def test_every_transition_in_order_with_retained_status_and_online_flag(
 
         events = sub.on(events_topic)
         assert seqs(events) == [e.seq for e in written]
-        assert [m.json() for m in events] == [event_document(e) for e in written]
+        # No node key here: every message names its topic, none is signed.
+        assert [m.json() for m in events] == [{**event_document(e), "topic": events_topic} for e in written]
         assert not any(m.retain for m in events)
 
         statuses = sub.on(swap_topic)
@@ -70,7 +71,8 @@ async def test_every_transition_in_order_with_retained_status_and_online_flag(
         final = statuses[-1].json()
         swap = await store.get_swap("mq-1")
         assert swap is not None
-        assert final == {**status_document(swap, await store.legs_of("mq-1")), "seq": written[-1].seq}
+        expected = {**status_document(swap, await store.legs_of("mq-1")), "seq": written[-1].seq}
+        assert final == {**expected, "topic": swap_topic}
         assert all(SECRET.hex() not in m.payload.decode() for m in sub.messages)
         assert await notify.acked_seq(store) == written[-1].seq
     finally:
@@ -98,7 +100,11 @@ async def test_late_subscriber_gets_every_swap_current_status(store: Store, tmp_
             swap = await store.get_swap(swap_id)
             assert swap is not None
             last = (await store.events(swap_id=swap_id))[-1]
-            expected = {**status_document(swap, await store.legs_of(swap_id)), "seq": last.seq}
+            expected = {
+                **status_document(swap, await store.legs_of(swap_id)),
+                "seq": last.seq,
+                "topic": message.topic,
+            }
             assert message.json() == expected
         assert sorted(m.json()["status"] for m in late.messages) == sorted(
             ["offered", "leg1_locking", "leg1_final", "leg2_final", "leg2_claimed"]
