@@ -1,25 +1,28 @@
-"""A venue subscribed to MQTT sees every transition of a real swap, in order, matching the API timeline."""
+"""A venue subscribed to MQTT sees every transition of a real swap, in order, matching the API timeline,
+and signed by the daemon's node key."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 import aiomqtt
 from localnet import Daemon, Localnet, btc, eth
 
+from settlerd.status_sig import verify_message
+
 BTC_AMOUNT = 5_000_000
 ETH_AMOUNT = 10**17
 
 
-async def collect(node_id: str, into: list[dict[str, Any]], subscribed: asyncio.Event) -> None:
+async def collect(node: Daemon, into: list[dict[str, Any]], subscribed: asyncio.Event) -> None:
+    """Every event, once its signature verifies against the node's key for the topic it arrived on."""
     async with aiomqtt.Client("127.0.0.1", 1883) as client:
-        await client.subscribe(f"settlerd/v1/{node_id}/events", qos=1)
+        await client.subscribe(f"settlerd/v1/{node.node_id}/events", qos=1)
         subscribed.set()
         async for message in client.messages:
-            into.append(json.loads(bytes(message.payload)))
+            into.append(verify_message(bytes(message.payload), node.node_pubkey, str(message.topic)))
 
 
 async def test_a_subscriber_sees_every_event_of_a_swap_in_order(
@@ -28,7 +31,7 @@ async def test_a_subscriber_sees_every_event_of_a_swap_in_order(
     a, b = desks
     seen: list[dict[str, Any]] = []
     subscribed = asyncio.Event()
-    listener = asyncio.create_task(collect(a.node_id, seen, subscribed), name="venue")
+    listener = asyncio.create_task(collect(a, seen, subscribed), name="venue")
     try:
         await asyncio.wait_for(subscribed.wait(), 10)
         swap_id = await net.trade(a, b, give=btc(BTC_AMOUNT), get=eth(ETH_AMOUNT))
