@@ -44,6 +44,9 @@ EVENT_TOPICS = [c.LOCKED_TOPIC, c.CLAIMED_TOPIC, c.REFUNDED_TOPIC]
 # results 20000", "block range is too wide", "range 100000 exceeds limit of 10000").
 LIMIT_EXCEEDED = -32005
 TOO_BIG_WORDS = ("result", "limit", "exceed", "too many", "too large", "too big", "too wide", "range", "size")
+# Infura answers -32005 to a rate limit too ("project ID request rate exceeded"): smaller ranges would only
+# mean more requests.
+RATE_WORDS = ("rate", "request count", "too many requests")
 PAYLOAD_TOO_LARGE = 413
 
 
@@ -96,10 +99,15 @@ class Scanner:
         self._height: int | None = None  # last block scanned
         self._hashes: dict[int, str] = {}
         self._reported: list[_Reported] = []
+        self._span = MAX_LOG_RANGE  # blocks per eth_getLogs: what the node last accepted, see ``_scan``
 
     @property
     def height(self) -> int | None:
         return self._height
+
+    @property
+    def chain(self) -> str:
+        return self._chain
 
     def watch(self, terms: HtlcTerms) -> None:
         watched = self._watched.setdefault(terms.hashlock, [])
@@ -145,8 +153,7 @@ class Scanner:
         }
         self._undo_orphans(hashes)
         for topics in self._topics():
-            for lo in range(self._height + 1, tip + 1, MAX_LOG_RANGE):
-                self._match(await self._logs(lo, min(tip, lo + MAX_LOG_RANGE - 1), topics), tip)
+            self._match(await self._scan(self._height + 1, tip, topics), tip)
         self._hashes.update(hashes)
         if tip != self._height:
             self._height = tip
@@ -164,15 +171,22 @@ class Scanner:
         a range this scanner has not reached.
         """
         tip = await self._tip()
+        known = [r for r in self._reported if r.event.htlc_id == _hex(htlc_id) and r.event.kind in _SPENDS]
+        if known:
+            # Found before, and still on the chain as far as this scanner knows: no need to look again.
+            r = max(known, key=lambda r: r.event.height)
+            r.event = replace(r.event, confirmations=tip - r.event.height + 1)
+            r.final = r.event.confirmations >= self._finality_depth
+            self._emit(r.event)
+            return r.event
         self._ids.setdefault(htlc_id, hashlock)
         # Claimed is indexed by hashlock, Refunded by id: one query finds both.
         topics = [[_hex(c.CLAIMED_TOPIC), _hex(c.REFUNDED_TOPIC)], [_hex(hashlock), _hex(htlc_id)]]
         spends = []
-        for lo in range(max(0, tip - self._backfill_blocks), tip + 1, MAX_LOG_RANGE):
-            for entry in await self._logs(lo, min(tip, lo + MAX_LOG_RANGE - 1), topics):
-                event = self._event(entry, tip)
-                if event is not None and event.htlc_id == _hex(htlc_id) and event.kind in _SPENDS:
-                    spends.append((event.height, int(entry.get("logIndex") or 0), event))
+        for entry in await self._scan(max(0, tip - self._backfill_blocks), tip, topics):
+            event = self._event(entry, tip)
+            if event is not None and event.htlc_id == _hex(htlc_id) and event.kind in _SPENDS:
+                spends.append((event.height, int(entry.get("logIndex") or 0), event))
         if not spends:
             return None
         event = max(spends, key=lambda s: s[:2])[2]
@@ -207,6 +221,19 @@ class Scanner:
             for i in range(0, len(values), MAX_TOPICS)
         ]
 
+    async def _scan(self, lo: int, hi: int, topics: list[Any]) -> list[Mapping[str, Any]]:
+        """Every log of the contract in blocks lo..hi matching ``topics``, in ranges of the span that
+        last passed: halved by each refusal, doubled back after each range that passes whole."""
+        found: list[Mapping[str, Any]] = []
+        while lo <= hi:
+            span = self._span
+            end = min(hi, lo + span - 1)
+            found += await self._logs(lo, end, topics)
+            if self._span == span and end - lo + 1 == span:
+                self._span = min(MAX_LOG_RANGE, span * 2)
+            lo = end + 1
+        return found
+
     async def _logs(self, lo: int, hi: int, topics: list[Any]) -> list[Mapping[str, Any]]:
         """Every log of the contract in blocks lo..hi matching ``topics``; a range the node refuses as
         too big is asked again in halves, down to single blocks."""
@@ -220,6 +247,7 @@ class Scanner:
             if lo == hi or not _too_big(exc):
                 raise
             mid = (lo + hi) // 2
+            self._span = max(1, min(self._span, mid - lo + 1))
             log.debug(
                 "%s: logs of blocks %d-%d refused as too big, asking in halves: %s", self._chain, lo, hi, exc
             )
@@ -280,10 +308,9 @@ class Scanner:
         found = 0
         for i in range(0, len(values), MAX_TOPICS):
             topics = [[_hex(t) for t in EVENT_TOPICS], values[i : i + MAX_TOPICS]]
-            for lo in range(max(0, tip - self._backfill_blocks), self._height + 1, MAX_LOG_RANGE):
-                logs = await self._logs(lo, min(self._height, lo + MAX_LOG_RANGE - 1), topics)
-                self._match(logs, tip)
-                found += len(logs)
+            logs = await self._scan(max(0, tip - self._backfill_blocks), self._height, topics)
+            self._match(logs, tip)
+            found += len(logs)
         log.debug("%s: backfill of %d hashlocks found %d logs", self._chain, len(hashlocks), found)
 
     def _match(self, logs: Iterable[Mapping[str, Any]], tip: int) -> None:
@@ -377,10 +404,12 @@ def _too_big(exc: Exception) -> bool:
     if isinstance(exc, ClientResponseError):
         return exc.status == PAYLOAD_TOO_LARGE
     error = exc.rpc_response.get("error") if isinstance(exc, Web3RPCError) and exc.rpc_response else None
+    message = (str(error.get("message", "")) if isinstance(error, Mapping) else str(exc)).lower()
+    if any(word in message for word in RATE_WORDS):
+        return False
     if isinstance(error, Mapping) and error.get("code") == LIMIT_EXCEEDED:
         return True
-    message = str(error.get("message", "")) if isinstance(error, Mapping) else str(exc)
-    return any(word in message.lower() for word in TOO_BIG_WORDS)
+    return any(word in message for word in TOO_BIG_WORDS)
 
 
 def _reorged(e: ChainEvent) -> ChainEvent:
