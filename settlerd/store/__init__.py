@@ -1,6 +1,6 @@
 """Persistent state: swaps, legs, signed transactions, chain cursors and the hash-chained event log."""
 
-from .errors import Conflict, NotFound, SchemaTooNew, StoreError
+from .errors import Conflict, HashlockInUse, NotFound, SchemaTooNew, StoreError
 from .hashchain import GENESIS_HASH, canonical_json, event_hash
 from .migrations import LATEST_VERSION
 from .rows import ChainHead, Event, Leg, SignedTxRecord, Swap, TxStatus
@@ -13,6 +13,7 @@ __all__ = [
     "ChainHead",
     "Conflict",
     "Event",
+    "HashlockInUse",
     "Leg",
     "NotFound",
     "SchemaTooNew",

@@ -17,3 +17,11 @@ class NotFound(StoreError, LookupError):
 
 class Conflict(StoreError):
     """A row was not in the state the caller expected (another writer moved it first)."""
+
+
+class HashlockInUse(Conflict):
+    """A hashlock already backs another swap here: one lock on chain must never count for two swaps."""
+
+    def __init__(self, message: str, other_swap: str | None = None) -> None:
+        super().__init__(message)
+        self.other_swap = other_swap

@@ -137,8 +137,32 @@ def _v1(conn: Connection) -> None:
     conn.execute(insert(head).values(id=schema.CHAIN_HEAD_ID, seq=0, hash=GENESIS_HASH))
 
 
+def _v2(conn: Connection) -> None:
+    # Acceptances raced past the old read-then-write check; such a pair must be settled by hand before
+    # the constraint can hold, so it is named instead of being resolved by a guess.
+    shared = conn.execute(
+        text(
+            "SELECT hashlock, leg, COUNT(*) FROM legs GROUP BY hashlock, leg HAVING COUNT(*) > 1 "
+            "ORDER BY hashlock, leg"
+        )
+    ).all()
+    if shared:
+        hashlock = shared[0][0]
+        swaps = conn.execute(
+            text("SELECT DISTINCT swap_id FROM legs WHERE hashlock = :h ORDER BY swap_id"), {"h": hashlock}
+        ).scalars()
+        raise StoreError(
+            f"{len(shared)} hashlock(s) back more than one swap (first: {hashlock} in swaps "
+            f"{', '.join(swaps)}); let the previous settlerd end all but one of them, then delete the "
+            "ended ones' legs rows and start again"
+        )
+    conn.execute(text("DROP INDEX ix_legs_hashlock"))  # the unique index leads with hashlock
+    conn.execute(text("CREATE UNIQUE INDEX uq_legs_hashlock_leg ON legs (hashlock, leg)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "swaps, legs, signed transactions, chain cursors, hash-chained event log", _v1),
+    Migration(2, "one swap per hashlock: unique (hashlock, leg) on legs", _v2),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -169,6 +193,8 @@ def _step(conn: Connection, where: str) -> bool:
     migration = pending[0]
     try:
         migration.apply(conn)
+    except StoreError as exc:
+        raise StoreError(f"{where}: migration {migration.version} ({migration.description}): {exc}") from exc
     except Exception as exc:
         raise StoreError(
             f"{where}: migration {migration.version} ({migration.description}) failed: {exc}; "

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -69,6 +70,9 @@ legs = Table(
     Column("confirmations", Integer, nullable=False),
     Column("final", Boolean, nullable=False),
     Column("deadline", UtcDateTime, nullable=True),
+    # One swap per hashlock (both legs of a swap share it, even on one chain): a lock on chain found by
+    # its hashlock must never count for two swaps, however concurrent the acceptances.
+    Index("uq_legs_hashlock_leg", "hashlock", "leg", unique=True),
 )
 
 signed_txs = Table(

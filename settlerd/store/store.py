@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -29,6 +30,7 @@ DEFAULT_PAGE = 1000  # rows per page when a caller does not say
 
 
 CLOSE_CHECKPOINT_WAIT_MS = 1000
+_DRIVER_CLASS = re.compile(r"^<class '[\w.]+'>: ")
 
 
 class Store:
@@ -103,12 +105,22 @@ class Store:
     ) -> None:
         await self.close()
 
+    def _failed(self, doing: str, exc: DBAPIError | OSError) -> StoreError:
+        """The database's own error as one line naming the database, for the operator."""
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        # asyncpg's errors arrive as "<class 'asyncpg.exceptions.X'>: message": the message is the news.
+        text = _DRIVER_CLASS.sub("", " ".join(str(cause).split()))
+        return StoreError(f"database {self.where}: {doing} failed: {text}")
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         if self._closed:
             raise StoreError(f"database {self.where}: store is closed")
-        async with self._engine.connect() as conn:
-            yield conn
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (DBAPIError, OSError) as exc:
+            raise self._failed("read", exc) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
@@ -122,12 +134,15 @@ class Store:
         task = asyncio.current_task()
         if task is not None and task is self._writer:
             raise StoreError("a store write was started inside another write; finish the first one")
-        async with self._write_lock, self._engine.connect() as conn:
-            self._writer = task
+        async with self._write_lock:
             try:
-                await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
-                async with conn.begin():
-                    yield WriteTx(conn)
+                async with self._engine.connect() as conn:
+                    self._writer = task
+                    await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+                    async with conn.begin():
+                        yield WriteTx(conn)
+            except (DBAPIError, OSError) as exc:
+                raise self._failed("write", exc) from exc
             finally:
                 self._writer = None
 

@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..adapters import SignedTx
 from . import queries
 from . import schema as t
-from .errors import Conflict, NotFound
+from .errors import Conflict, HashlockInUse, NotFound
 from .hashchain import canonical_json, event_hash
 from .rows import Event, Leg, Swap, TxStatus
 from .timestamps import utcnow
@@ -44,18 +45,20 @@ class WriteTx:
         now: datetime | None = None,
     ) -> Swap:
         at = now or utcnow()
-        await self._conn.execute(
-            insert(t.swaps).values(
-                id=swap_id,
-                role=role,
-                status=status,
-                counterparty=counterparty,
-                terms=canonical_json(terms),
-                created_at=at,
-                updated_at=at,
-                secret=secret,
-            )
+        q = insert(t.swaps).values(
+            id=swap_id,
+            role=role,
+            status=status,
+            counterparty=counterparty,
+            terms=canonical_json(terms),
+            created_at=at,
+            updated_at=at,
+            secret=secret,
         )
+        try:
+            await self._conn.execute(q)
+        except IntegrityError:
+            raise Conflict(f"swap {swap_id} already exists") from None
         return Swap(swap_id, role, status, counterparty, dict(terms), at, at)
 
     async def update_swap(
@@ -100,6 +103,13 @@ class WriteTx:
     # legs
 
     async def upsert_leg(self, leg: Leg) -> None:
+        """Insert or update a leg; raises ``HashlockInUse`` if another swap's same leg has its hashlock."""
+        other = select(t.legs.c.swap_id).where(
+            t.legs.c.hashlock == leg.hashlock.hex(), t.legs.c.leg == leg.leg, t.legs.c.swap_id != leg.swap_id
+        )
+        taken = (await self._conn.execute(other)).scalar()
+        if taken is not None:
+            raise HashlockInUse(f"hashlock {leg.hashlock.hex()} already backs swap {taken}", str(taken))
         values = {
             "chain": leg.chain,
             "asset": leg.asset,
@@ -121,7 +131,13 @@ class WriteTx:
             .values(swap_id=leg.swap_id, leg=leg.leg, **values)
             .on_conflict_do_update(index_elements=["swap_id", "leg"], set_=values)
         )
-        await self._conn.execute(q)
+        try:
+            await self._conn.execute(q)
+        except IntegrityError as exc:
+            # Another process (a replica on the same PostgreSQL) committed the hashlock after our check.
+            if "unique" not in str(exc.orig).lower():
+                raise
+            raise HashlockInUse(f"hashlock {leg.hashlock.hex()} already backs another swap") from None
 
     # signed transactions (S4: recorded here before any broadcast)
 

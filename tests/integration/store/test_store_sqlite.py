@@ -156,11 +156,9 @@ async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path:
 
 
 async def test_foreign_keys_are_enforced(store: Store) -> None:
-    from sqlalchemy.exc import IntegrityError
-
     from settlerd.store import Leg
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
         async with store.write() as tx:
             await tx.upsert_leg(Leg("ghost", 1, "bitcoin", "BTC", 1, b"\0" * 32, "a", "b", 1))
 
