@@ -115,7 +115,14 @@ class ChainAdapter(Protocol):
 
     def check_terms(self, terms: HtlcTerms) -> list[str]:
         """Why these terms (often from the counterparty's document) cannot be an HTLC on this chain:
-        malformed or non-canonical parties, an asset it does not carry, a timelock out of range."""
+        malformed or non-canonical parties, an asset it does not carry, an amount or a timelock out of
+        range. Each problem starts with the ``HtlcTerms`` field it is about (``"amount: ..."``)."""
+
+    def canonical_asset(self, asset: str) -> str:
+        """The one spelling of ``asset`` on this chain (a native symbol upper-case, a token address in
+        its checksummed form): terms and risk limits are keyed on it, so another spelling of the same
+        asset cannot count as a different one. Raises ``ValueError`` for an asset the chain does not carry.
+        """
 
     def party(self, hashlock: bytes) -> str:
         """Our identity on this chain for the swap with ``hashlock``, as it goes into ``HtlcTerms``

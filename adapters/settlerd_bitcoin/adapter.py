@@ -25,6 +25,7 @@ from .scanner import Scanner
 from .settings import BitcoinSettings
 from .txbuild import (
     P2WPKH_DUST,
+    P2WSH_DUST,
     REFUND_SELECTOR,
     OutPoint,
     Tx,
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 FAST_BLOCKS_FACTOR = 0.75
 BUMPS_CURSOR = "bumps"
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
+# Bitcoin Core's MAX_MONEY (21 million BTC): no output can hold more, so no leg can either.
+MAX_MONEY_SAT = 21_000_000 * 100_000_000
 ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in block chain")
 
 
@@ -187,11 +190,21 @@ class BitcoinAdapter:
         problems = [f"{role}: {why}" for role, key in parties if (why := _pubkey_problem(key))]
         if terms.asset != self.native_asset:
             problems.append(f"asset: {terms.asset!r} is not {self.native_asset}")
+        if not P2WSH_DUST <= terms.amount <= MAX_MONEY_SAT:
+            problems.append(
+                f"amount: {terms.amount} sat is outside {P2WSH_DUST} (the HTLC output's dust limit) "
+                f"to {MAX_MONEY_SAT} (21 million BTC)"
+            )
         if not 0 < terms.timelock < LOCKTIME_THRESHOLD:
             problems.append(
                 f"timelock: {terms.timelock} is not a block height (1 to {LOCKTIME_THRESHOLD - 1})"
             )
         return problems
+
+    def canonical_asset(self, asset: str) -> str:
+        if asset.upper() != self.native_asset:
+            raise ValueError(f"{asset!r} is not an asset of Bitcoin chain {self.name}: it carries only BTC")
+        return self.native_asset
 
     def watch(self, terms: HtlcTerms) -> None:
         self.scanner.watch(terms)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import string
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -192,9 +193,29 @@ class EvmAdapter:
         ]
         if terms.asset.upper() != c.ETH and not AsyncWeb3.is_checksum_address(terms.asset):
             problems.append(f"asset: {terms.asset!r} is neither ETH nor a checksummed token address")
+        if not 1 <= terms.amount <= c.MAX_AMOUNT:
+            problems.append(
+                f"amount: {terms.amount} is outside 1 to {c.MAX_AMOUNT} (2**96 - 1, the contract's range)"
+            )
         if not EARLIEST_TIMELOCK <= terms.timelock < LATEST_TIMELOCK:
             problems.append(f"timelock: {terms.timelock} is not a plausible unix time")
         return problems
+
+    def canonical_asset(self, asset: str) -> str:
+        if asset.upper() == c.ETH:
+            return c.ETH
+        digits = asset[2:] if asset.startswith("0x") else ""
+        one_case = digits in (digits.lower(), digits.upper())
+        well_formed = len(digits) == 40 and all(ch in string.hexdigits for ch in digits)
+        if not well_formed or not (one_case or AsyncWeb3.is_checksum_address(asset)):
+            raise ValueError(
+                f"{asset!r} is neither ETH nor a token contract address (0x and 40 hex digits; "
+                "mixed case must be a valid EIP-55 checksum)"
+            )
+        token = AsyncWeb3.to_checksum_address(asset)
+        if token == c.ZERO_ADDRESS:
+            raise ValueError("the zero address is how the contract names ETH: write ETH")
+        return str(token)
 
     def party(self, hashlock: bytes) -> str:
         """One account signs every swap: the contract tells swaps apart by hashlock and sender."""

@@ -3,6 +3,7 @@
 from typing import Any
 
 import coincurve
+import pytest
 from settlerd_bitcoin import factory
 
 from settlerd.adapters import HtlcTerms
@@ -34,3 +35,20 @@ def test_malformed_parties_assets_and_timelocks_are_named() -> None:
     assert a.check_terms(terms(timelock=500_000_000))[0].startswith(
         "timelock: 500000000 is not a block height"
     )
+
+
+def test_amounts_outside_dust_to_max_money_are_refused() -> None:
+    a = adapter()
+    for amount in (330, 2_100_000_000_000_000):
+        assert a.check_terms(terms(amount=amount)) == [], amount
+    for amount in (0, 1, 329, 2_100_000_000_000_001, 2**256):
+        problems = a.check_terms(terms(amount=amount))
+        assert len(problems) == 1 and problems[0].startswith(f"amount: {amount} sat is outside 330"), problems
+
+
+def test_the_one_spelling_of_btc() -> None:
+    a = adapter()
+    assert {a.canonical_asset(s) for s in ("BTC", "btc", "Btc")} == {"BTC"}
+    for other in ("ETH", " BTC", "BTC2", ""):
+        with pytest.raises(ValueError, match="carries only BTC"):
+            a.canonical_asset(other)
