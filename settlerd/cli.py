@@ -78,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(daemon.run(settings, on_sighup=on_sighup))
     except daemon.StartupError as exc:
         return _fail(f"cannot start: {exc}")
+    except daemon.StoreFailed as exc:
+        return _fail(f"stopped: {exc}")
     return EXIT_OK
 
 

@@ -34,6 +34,7 @@ from settlerd.credentials import CredentialError, resolve
 from settlerd.swap import policy as swap_policy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -220,6 +221,11 @@ class EngineSettings(_Section):
         description="File with this daemon's secp256k1 node key (64 hex characters) signing offers and "
         "acceptances; a systemd credential name, `%d/NAME` or a path. Needed to trade.",
     )
+    allow_unknown_counterparties: bool = Field(
+        default=False,
+        description="Trade with any node that signs its documents, under whatever node id it claims. "
+        "Off: only the nodes under `[counterparties]`, with their keys.",
+    )
 
 
 class CounterpartySettings(_Section):
@@ -246,7 +252,7 @@ class Settings(BaseSettings):
     )
 
     node_id: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        pattern=NODE_ID,
         description="This daemon's name in MQTT topics and signed documents (letters, digits, `_.-`).",
     )
     store: StoreSettings = StoreSettings()
@@ -258,7 +264,8 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     counterparties: dict[str, CounterpartySettings] = Field(
         default_factory=dict,
-        description="Known counterparties by node id; when any is listed, only they may trade with us.",
+        description="Counterparties by node id; only they may trade with us, unless "
+        "`engine.allow_unknown_counterparties` is on.",
     )
     chains: dict[str, ChainSettings] = Field(default_factory=dict, description="Chains by name.")
 
@@ -317,4 +324,33 @@ def load(path: Path) -> Settings:
     ]
     if unknown:
         raise ConfigError(source, unknown)
+    problems = _limit_problems(settings)
+    if problems:
+        raise ConfigError(source, problems)
     return settings
+
+
+def limit_keys(settings: Settings) -> list[tuple[str, str]]:
+    """Every in-flight limit key with the setting it is under (``risk.max_in_flight``, ...)."""
+    keys = [("risk.max_in_flight", key) for key in settings.risk.max_in_flight]
+    for name, counterparty in settings.counterparties.items():
+        keys += [(f"counterparties.{name}.max_in_flight", key) for key in counterparty.max_in_flight]
+    return keys
+
+
+def _limit_problems(settings: Settings) -> list[str]:
+    """Limit keys name a configured chain; the daemon brings the asset to the chain's own spelling at
+    start (``ChainAdapter.canonical_asset``), so ``evm:eth`` and ``evm:ETH`` are one limit."""
+    problems = [
+        f"counterparties.{name}: not a node id (letters, digits and `_.-`, at most 63 characters)"
+        for name in settings.counterparties
+        if not re.fullmatch(NODE_ID, name)
+    ]
+    for where, key in limit_keys(settings):
+        chain, _, asset = key.partition(":")
+        if chain not in settings.chains or not asset:
+            problems.append(
+                f"{where}.{key}: keys are `chain:asset` with a configured chain "
+                f"({', '.join(sorted(settings.chains)) or 'none configured'})"
+            )
+    return problems

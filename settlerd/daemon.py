@@ -21,6 +21,7 @@ from settlerd.chains import ChainStartError, build, started
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError, read_secret
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
+from settlerd.engine.risk import asset_key
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
 
@@ -29,6 +30,18 @@ log = logging.getLogger("settlerd.daemon")
 
 class StartupError(Exception):
     """A component could not start; the message says which and why, in one line."""
+
+
+class StoreFailed(Exception):
+    """The store failed while the daemon ran (a full disk, a lost database); one line naming both.
+
+    The daemon stops rather than carry on unable to record what it does (S4, S6); its supervisor
+    restarts it, and start-up says plainly whether the store works again."""
+
+
+def _first_leaf(group: BaseExceptionGroup[StoreError]) -> StoreError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _StopRequested(Exception):
@@ -97,14 +110,34 @@ def _capture(settings: Settings, engine: Engine, key: NodeKey | None) -> Capture
             policy=policy.to_policy(),
             finality_depth={name: chain.finality_depth for name, chain in settings.chains.items()},
             counterparty_keys={name: c.node_key for name, c in settings.counterparties.items()},
+            allow_unknown_counterparties=settings.engine.allow_unknown_counterparties,
         ),
     )
 
 
-def _limits(settings: Settings) -> Limits:
+def _limits(settings: Settings, chains: Mapping[str, ChainAdapter]) -> Limits:
+    """The in-flight caps keyed on each asset's canonical spelling, the one capture writes into terms:
+    a cap on ``evm:eth`` must hold for ``evm:ETH`` locks (the config check made sure each chain exists)."""
+
+    def canonical(where: str, limits: Mapping[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key, cap in limits.items():
+            chain, _, asset = key.partition(":")
+            try:
+                same = asset_key(chain, chains[chain].canonical_asset(asset))
+            except ValueError as exc:
+                raise StartupError(f"{where}.{key}: {exc}") from None
+            if same in out:
+                raise StartupError(f"{where}: {key} and another key both name {same}; keep one")
+            out[same] = cap
+        return out
+
     return Limits(
-        per_asset=dict(settings.risk.max_in_flight),
-        per_counterparty={name: dict(c.max_in_flight) for name, c in settings.counterparties.items()},
+        per_asset=canonical("risk.max_in_flight", settings.risk.max_in_flight),
+        per_counterparty={
+            name: canonical(f"counterparties.{name}.max_in_flight", c.max_in_flight)
+            for name, c in settings.counterparties.items()
+        },
     )
 
 
@@ -144,14 +177,24 @@ async def run(
             except ChainStartError as exc:
                 raise StartupError(str(exc)) from None
             engine = Engine(
-                store, chains, limits=_limits(settings), tick=settings.engine.tick, wakeups=[mqtt_wakeup]
+                store,
+                chains,
+                limits=_limits(settings, chains),
+                tick=settings.engine.tick,
+                wakeups=[mqtt_wakeup],
             )
-            resumed = await engine.restore()
+            try:
+                resumed = await engine.restore()
+            except StoreError as exc:
+                raise StartupError(f"store: {exc}") from None
             try:
                 await stack.enter_async_context(started(chains))
             except ChainStartError as exc:
                 raise StartupError(str(exc)) from None
-            await engine.retry_unfinished()
+            try:
+                await engine.retry_unfinished()
+            except StoreError as exc:
+                raise StartupError(f"store: {exc}") from None
             key = _node_key(settings)
             capture = _capture(settings, engine, key)
             api_url = await stack.enter_async_context(
@@ -179,6 +222,8 @@ async def run(
                         )
             except* _StopRequested:
                 pass
+            except* StoreError as failed:
+                raise StoreFailed(f"store: {_first_leaf(failed)}") from None
             log.info("stopping: all tasks cancelled, closing API and store")
             notifier.stopping()
     finally:

@@ -202,7 +202,10 @@ _TRADE_ERRORS = {
     "400": _error("Malformed input or a document that does not verify; `field` names it."),
     "409": _error("The swap's state does not allow this (already known, accepted, locked or ended)."),
     "415": _error("The body is not application/json."),
-    "422": _error("The terms break the timelock policy or name a chain not configured here."),
+    "422": _error(
+        "The terms break the timelock policy, name a chain not configured here, or hold a leg its chain "
+        "cannot carry (an amount out of range, an unknown asset); `field` names it."
+    ),
     **_AUTH_ERRORS,
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from typing import Any
 
 from settlerd import swap
 from settlerd.adapters import ChainAdapter
+from settlerd.store import Conflict, HashlockInUse
 from settlerd.swap import Leg, Role
 from settlerd.swap.terms import UNKNOWN_PARTY, LegTerms, SwapTerms
 
@@ -61,7 +63,9 @@ class CaptureSettings:
     leg2_duration: timedelta
     policy: swap.Policy
     finality_depth: dict[str, int]
-    counterparty_keys: dict[str, str]  # node_id -> node key; empty: any correctly signed counterparty
+    counterparty_keys: dict[str, str]  # node_id -> node key
+    # Off: only the counterparties above may trade with us. On: anyone may, under any node id it claims.
+    allow_unknown_counterparties: bool = False
 
 
 class Capture:
@@ -83,19 +87,49 @@ class Capture:
             )
         return adapter
 
-    def _check_counterparty(self, node_id: str, node_key: str, field: str) -> None:
-        expected = self._settings.counterparty_keys
-        if expected and expected.get(node_id) != node_key:
+    def _counterparty_key(self, node_id: str, field: str) -> str | None:
+        """The node key configured for ``node_id``; None for an unknown one, if trading with anyone."""
+        if not re.fullmatch(documents.NODE_ID, node_id):
             raise CaptureError(
-                f"{node_id!r} with node key {node_key} is not a configured counterparty",
+                "must be a node id: letters, digits and `_.-`, at most 63 characters", field=field, status=400
+            )
+        key = self._settings.counterparty_keys.get(node_id)
+        if key is None and not self._settings.allow_unknown_counterparties:
+            raise CaptureError(
+                f"{node_id!r} is not a configured counterparty: list it under [counterparties.{node_id}] "
+                "with its node_key, or set engine.allow_unknown_counterparties = true to trade with anyone",
                 field=field,
                 status=403,
             )
+        return key
+
+    def _check_counterparty(self, node_id: str, node_key: str, field: str) -> None:
+        expected = self._counterparty_key(node_id, f"{field}.node_id")
+        if expected is not None and expected != node_key:
+            raise CaptureError(
+                f"{node_id!r} is configured with node key {expected}, but this document is signed by "
+                f"{node_key}",
+                field=f"{field}.node_key",
+                status=403,
+            )
+
+    def _canonical_asset(self, adapter: ChainAdapter, asset: str, field: str) -> str:
+        try:
+            return adapter.canonical_asset(asset)
+        except ValueError as exc:
+            raise CaptureError(str(exc), field=field) from None
 
     async def create_offer(self, request: OfferRequest) -> dict[str, Any]:
         engine, cfg = self._engine, self._settings
+        participant_key = self._counterparty_key(request.counterparty, "counterparty")
         give = self._adapter_for(request.give.chain, "give.chain")
         get = self._adapter_for(request.get.chain, "get.chain")
+        # Risk limits key on the asset's spelling: one asset must have one spelling.
+        request = replace(
+            request,
+            give=replace(request.give, asset=self._canonical_asset(give, request.give.asset, "give.asset")),
+            get=replace(request.get, asset=self._canonical_asset(get, request.get.asset, "get.asset")),
+        )
         secret = os.urandom(SECRET_BYTES)
         hashlock = hashlib.sha256(secret).digest()
         now = engine.clock()
@@ -125,6 +159,7 @@ class Capture:
                 finality_depth=cfg.finality_depth[request.get.chain],
             ),
         )
+        self._check_request(terms)
         swap_id = uuid.uuid4().hex
         try:
             state = swap.new_swap(swap_id, Role.INITIATOR, terms, now, secret=secret, policy=cfg.policy)
@@ -137,6 +172,8 @@ class Capture:
                 "swap_id": swap_id,
                 "created_at": now.isoformat(),
                 "initiator": {"node_id": cfg.node_id, "node_key": self._key.public_hex},
+                "participant": {"node_id": request.counterparty}
+                | ({"node_key": participant_key} if participant_key else {}),
                 "terms": codec.terms_to_json(terms),
             }
         )
@@ -147,6 +184,7 @@ class Capture:
         engine, cfg = self._engine, self._settings
         offer = documents.parse_offer(document)
         self._check_counterparty(offer.initiator.node_id, offer.initiator.node_key, "initiator")
+        self._check_addressee(offer.participant)
         if await engine.store.get_swap(offer.swap_id) is not None:
             raise CaptureError(f"swap {offer.swap_id} is already known here", field="swap_id", status=409)
         try:
@@ -159,7 +197,13 @@ class Capture:
         ):
             if party != UNKNOWN_PARTY:
                 raise DocumentError(f"terms.leg{number}", "the participant's address must be left empty")
-            self._adapter_for(leg.chain, f"terms.leg{number}.chain")
+            adapter = self._adapter_for(leg.chain, f"terms.leg{number}.chain")
+            canonical = self._canonical_asset(adapter, leg.asset, f"terms.leg{number}.asset")
+            if canonical != leg.asset:
+                # Our risk limits key on the canonical spelling; another one would dodge them.
+                raise DocumentError(
+                    f"terms.leg{number}.asset", f"{leg.asset!r} must be written {canonical!r}"
+                )
         hashlock = offered.hashlock
         leg1_adapter = self._adapter_for(offered.leg1.chain, "terms.leg1.chain")
         leg2_adapter = self._adapter_for(offered.leg2.chain, "terms.leg2.chain")
@@ -169,10 +213,7 @@ class Capture:
         )
         self._check_terms(with_us)  # before anything reads the timelocks as dates
         if await engine.store.swaps_with_hashlock(hashlock):
-            # One lock on chain could otherwise count for two swaps, and we would lock leg 2 twice.
-            raise CaptureError(
-                "this hashlock was already used by another swap here", field="terms.leg1.hashlock"
-            )
+            raise _hashlock_in_use()
         terms = SwapTerms(self._local(with_us.leg1, leg1_adapter), self._local(with_us.leg2, leg2_adapter))
         now = engine.clock()
         try:
@@ -191,9 +232,50 @@ class Capture:
             }
         )
         live = LiveSwap(state, offer.initiator.node_id)
-        await engine.add(live, terms, extra={"offer": document, "acceptance": acceptance})
+        try:
+            # The store enforces the hashlock check above inside the write: concurrent acceptances
+            # both pass that read, and only one may become a swap.
+            await engine.add(live, terms, extra={"offer": document, "acceptance": acceptance})
+        except HashlockInUse:
+            raise _hashlock_in_use() from None
+        except Conflict:
+            raise CaptureError(
+                f"swap {offer.swap_id} is already known here", field="swap_id", status=409
+            ) from None
         await engine.apply(offer.swap_id, swap.AcceptanceRegistered(now, terms))
         return acceptance
+
+    def _check_addressee(self, addressee: documents.AddresseeDoc | None) -> None:
+        """An offer made to another node is not ours to accept (offers of earlier versions name nobody)."""
+        if addressee is None:
+            return
+        if addressee.node_id != self._settings.node_id:
+            raise CaptureError(
+                f"the offer is for {addressee.node_id!r}, not this node ({self._settings.node_id!r})",
+                field="participant.node_id",
+                status=403,
+            )
+        if addressee.node_key is not None and addressee.node_key != self._key.public_hex:
+            raise CaptureError(
+                f"the offer is for node key {addressee.node_key}, not this node's {self._key.public_hex}",
+                field="participant.node_key",
+                status=403,
+            )
+
+    def _check_request(self, terms: SwapTerms) -> None:
+        """Our own offer through the same checks the participant runs (range, dust, known asset), so we
+        never lock leg 1 for a leg 2 that cannot be funded. The participant's parties are not known yet:
+        our own stands in for them."""
+        for name, leg in (("give", terms.leg1), ("get", terms.leg2)):
+            ours = leg.sender if leg.recipient == UNKNOWN_PARTY else leg.recipient
+            stand_in = replace(leg, recipient=ours, sender=ours)
+            problems = self._adapter_for(leg.chain, f"{name}.chain").check_terms(
+                records.htlc_terms_of(stand_in)
+            )
+            if problems:
+                about = problems[0].split(":", 1)[0]
+                field = f"{name}.{about}" if about in ("chain", "asset", "amount") else name
+                raise CaptureError("; ".join(problems), field=field)
 
     def _check_terms(self, terms: SwapTerms, field_of: Mapping[int, str] | None = None) -> None:
         """Refuse, before anything is stored, terms the chains could not carry: a malformed party from
@@ -229,6 +311,14 @@ class Capture:
                 "participant.node_id",
                 f"the offer was made to {row.counterparty!r}, not {acceptance.participant.node_id!r}",
             )
+        bound = (row.terms["offer"].get("participant") or {}).get("node_key")
+        if bound is not None and acceptance.participant.node_key != bound:
+            raise CaptureError(
+                f"the offer was made to {row.counterparty!r} with node key {bound}; this acceptance is "
+                f"signed by {acceptance.participant.node_key}",
+                field="participant.node_key",
+                status=403,
+            )
         self._check_counterparty(
             acceptance.participant.node_id, acceptance.participant.node_key, "participant"
         )
@@ -255,6 +345,15 @@ class Capture:
             raise CaptureError(f"no live swap {swap_id}", status=404) from None
         except swap.SwapError as exc:
             raise CaptureError(str(exc), status=409) from None
+
+
+def _hashlock_in_use() -> CaptureError:
+    # One lock on chain could otherwise count for two swaps, and we would lock leg 2 twice.
+    return CaptureError(
+        "this hashlock already backs another swap here; a hashlock is used for one swap only",
+        field="terms.leg1.hashlock",
+        status=409,
+    )
 
 
 __all__ = ["Capture", "CaptureError", "CaptureSettings", "DocumentError", "Leg", "LegRequest", "OfferRequest"]

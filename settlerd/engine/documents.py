@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 DOCUMENT_VERSION = 1
 HEX32 = r"^[0-9a-f]{64}$"
 PUBKEY = r"^0[23][0-9a-f]{64}$"
+NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Amount = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,77}$")]
 
 
@@ -77,8 +78,16 @@ class _Doc(BaseModel):
 
 
 class PartyDoc(_Doc):
-    node_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    node_id: str = Field(pattern=NODE_ID)
     node_key: str = Field(pattern=PUBKEY)
+
+
+class AddresseeDoc(_Doc):
+    """Who an offer is for: the node id, and its node key when the initiator knows it (then only an
+    acceptance signed by that key is registered)."""
+
+    node_id: str = Field(pattern=NODE_ID)
+    node_key: str | None = Field(default=None, pattern=PUBKEY)
 
 
 class LegDoc(_Doc):
@@ -104,6 +113,7 @@ class OfferDoc(_Doc):
     swap_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     created_at: str
     initiator: PartyDoc
+    participant: AddresseeDoc | None = None  # absent in offers of earlier versions
     terms: TermsDoc
     signature: str = Field(pattern=r"^[0-9a-f]{16,200}$")
 

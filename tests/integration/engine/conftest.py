@@ -105,11 +105,19 @@ async def make_desk(
 ) -> AsyncIterator[MakeDesk]:
     desks: list[Desk] = []
 
-    async def make(name: str, *, like: Desk | None = None, limits: Limits | None = None) -> Desk:
-        """A new desk, or with ``like`` the same desk restarted on its database and keys."""
+    async def make(
+        name: str,
+        *,
+        like: Desk | None = None,
+        limits: Limits | None = None,
+        url: str | None = None,
+        counterparties: dict[str, str] | None = None,
+    ) -> Desk:
+        """A new desk, or with ``like`` the same desk restarted on its database and keys (or, with a
+        PostgreSQL ``url``, a replica of it). Without ``counterparties`` it trades with anyone."""
         keys = like.keys if like else {"eth": await fresh_keys(), "usd": await fresh_keys()}
         node_key = like.node_key if like else NodeKey(secrets.token_bytes(32))
-        store = await Store.open(str(tmp_path / f"{name}.sqlite3"))
+        store = await Store.open(url or str(tmp_path / f"{name}.sqlite3"))
         adapters = {
             chain: EvmAdapter(
                 EvmSettings.from_mapping(
@@ -138,7 +146,9 @@ async def make_desk(
                 leg2_duration=timedelta(minutes=30),
                 policy=POLICY,
                 finality_depth={"eth": FINALITY, "usd": FINALITY},
-                counterparty_keys={},
+                counterparty_keys=counterparties or {},
+                # Most desks here meet without configuring each other; tests/adversarial shows the refusal.
+                allow_unknown_counterparties=counterparties is None,
             ),
         )
         desk = Desk(name, store, engine, capture, adapters, keys, node_key=node_key)
