@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,8 @@ from settlerd import adapters
 from settlerd.adapters import AdapterStore, ChainAdapter
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError, resolve
+
+log = logging.getLogger("settlerd.chains")
 
 
 class ChainStartError(Exception):
@@ -47,15 +50,24 @@ async def started(built: dict[str, ChainAdapter]) -> AsyncIterator[dict[str, Cha
 
     Start them after the engine restored its swaps and watched their legs: a scanner that catches up
     before it knows what to watch would read past a lock made while the daemon was down."""
-    running: list[ChainAdapter] = []
+    running: list[tuple[str, ChainAdapter]] = []
     try:
         for name, adapter in built.items():
+            # A start that failed halfway may hold connections already: it is closed like the others.
+            running.append((name, adapter))
             try:
                 await adapter.start()
             except Exception as exc:  # any failure to reach or check a node stops start-up with its reason
                 raise ChainStartError(f"chain {name}: {exc}") from None
-            running.append(adapter)
         yield built
     finally:
-        for adapter in reversed(running):
-            await adapter.close()
+        for name, adapter in reversed(running):
+            await _close(name, adapter)
+
+
+async def _close(name: str, adapter: ChainAdapter) -> None:
+    """Close one adapter; a failure is logged in one line, and the next adapter is still closed."""
+    try:
+        await adapter.close()
+    except Exception as exc:
+        log.error("chain %s: closing the adapter failed: %s", name, exc)
