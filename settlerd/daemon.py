@@ -208,7 +208,10 @@ async def run(
                 store.describe(),
                 ", ".join(settings.chains) or "none configured",
                 resumed,
-                "trading on" if capture else "trading off (set engine.node_key_file to sign offers)",
+                # Counterparties list this key under [counterparties.<our node id>] to trade with us.
+                f"trading on, node key {key.public_hex}"
+                if capture and key
+                else "trading off (set engine.node_key_file to sign offers)",
             )
             notifier.ready(f"serving {api_url}")
             try:
