@@ -8,13 +8,65 @@ group, so a third party ships one as its own distribution exactly like the first
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENTRY_POINT_GROUP = "settlerd.adapters"
+# The edition of this contract. An adapter declares the one it was written for; the daemon refuses to
+# start one written for another, whose methods would be called with a meaning it does not know.
+# 2: run() holds the adapter's long-lived work, owned and restarted by the daemon; start() creates no task.
+CONTRACT_VERSION = 2
+# What an adapter that predates versioning implements: the first edition, whose start() spawned its loops.
+UNVERSIONED_CONTRACT = 1
+
+
+class AdapterConfigError(ValueError):
+    """An adapter's settings cannot work: an unknown or malformed key, a node or contract that does not
+    match them. ``settlerd run`` ends with exit 2 and this message; ``problems`` holds one line each."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
+
+
+class AdapterSettings(BaseModel):
+    """Base of an adapter's settings model: the keys of a ``[chains.<name>]`` table besides ``adapter``.
+
+    The core fills in ``name`` (the table's name) and ``finality_depth``; ``*_file`` keys reach the
+    factory as paths. Unknown keys are refused, so a misspelt setting is an error, not a default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    finality_depth: int = Field(default=6, ge=1)
+
+
+_M = TypeVar("_M", bound=AdapterSettings)
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One ``key: what is wrong`` per problem, in the words ``settlerd config check`` prints."""
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(table)"
+        why = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {why}")
+    return problems
+
+
+def validate_settings(model: type[_M], table: Mapping[str, Any]) -> _M:
+    """``table`` as ``model``, or an AdapterConfigError listing every problem."""
+    try:
+        return model.model_validate(dict(table))
+    except ValidationError as exc:
+        problems = settings_problems(exc)
+        raise AdapterConfigError("; ".join(problems), problems) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +78,17 @@ class AdapterInfo:
     description: str
     factory: Any = None  # callable(settings: Mapping[str, Any], store: Any) -> ChainAdapter
     cli: Any = None  # callable(subparsers) adding the adapter's own `settlerd` commands
+    contract_version: int = UNVERSIONED_CONTRACT  # the CONTRACT_VERSION the adapter implements
+    settings: type[AdapterSettings] | None = None  # its settings model, checked by `settlerd config check`
+
+    def version_problem(self) -> str | None:
+        """Why the daemon cannot run this adapter, if it was written for another edition of the contract."""
+        if self.contract_version == CONTRACT_VERSION:
+            return None
+        return (
+            f"adapter {self.name!r} implements chain-adapter contract version {self.contract_version}, "
+            f"this settlerd needs version {CONTRACT_VERSION}; install a matching adapter release"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +157,21 @@ class ChainAdapter(Protocol):
     native_asset: str  # the asset fees are paid in: "BTC", "ETH"
 
     async def start(self) -> None:
-        """Connect, check the node (network, sync, contract code) and resume the scanner."""
+        """Connect, check the node (network, sync, contract code) and resume the scanner's saved state.
+
+        It creates no task: the long-lived work belongs in ``run``. A setting the node contradicts
+        (another network, no contract at the address) raises AdapterConfigError."""
+
+    async def run(self) -> None:
+        """The adapter's long-lived work (scanning, mempool, rebroadcasts and fee bumps), until cancelled.
+
+        Called after ``start``, as a named task of the daemon, which restarts it with backoff whenever it
+        raises, logs the failure and reports the chain not ready meanwhile. So it lets any failure out
+        rather than swallowing it, and each call picks up from the adapter's state, as after a restart."""
 
     async def close(self) -> None:
-        """Stop scanning and release connections."""
+        """Release connections, keeping what the scanner found (``run`` was cancelled before). Called
+        also after a ``start`` that failed, so it must cope with a half-started adapter."""
 
     def timelock_for(self, deadline: datetime) -> int:
         """Chain-native timelock that does not expire before ``deadline`` (conservatively)."""

@@ -1,4 +1,5 @@
-"""Per-chain readiness and gauges: node answering, scanner caught up, block lag and RPC latency."""
+"""Per-chain readiness and gauges: scanner loop running, node answering, scanner caught up, block lag
+and RPC latency."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from collections.abc import Mapping
 from settlerd.adapters import ChainAdapter, SyncReporting
 from settlerd.api import Metrics, Readiness
 from settlerd.api.readiness import Check
+from settlerd.supervisor import LoopHealth
 
 # A scanner polls every few seconds: a block or two behind is normal between polls, more is not.
 MAX_READY_LAG_BLOCKS = 2
 
 
-def _check(name: str, adapter: SyncReporting, metrics: Metrics) -> Check:
+def _check(name: str, adapter: ChainAdapter, loop: LoopHealth | None, metrics: Metrics) -> Check:
     async def check() -> None:
+        problem = loop.problem() if loop is not None else None
+        if problem is not None:
+            raise RuntimeError(problem)
+        if not isinstance(adapter, SyncReporting):
+            return
         started = time.monotonic()
         scanned, tip = await adapter.sync_status()
         metrics.set_rpc_latency(name, time.monotonic() - started)
@@ -35,7 +42,14 @@ def engine_check(unresumable: Mapping[str, str]) -> Check:
     return check
 
 
-def register(adapters: Mapping[str, ChainAdapter], readiness: Readiness, metrics: Metrics) -> None:
+def register(
+    adapters: Mapping[str, ChainAdapter],
+    readiness: Readiness,
+    metrics: Metrics,
+    loops: Mapping[str, LoopHealth] | None = None,
+) -> None:
+    """A readiness check per chain: its supervised loop not failing (``loops``), its scanner caught up."""
+    loops = loops or {}
     for name, adapter in adapters.items():
-        if isinstance(adapter, SyncReporting):
-            readiness.add(f"chain:{name}", _check(name, adapter, metrics))
+        if isinstance(adapter, SyncReporting) or name in loops:
+            readiness.add(f"chain:{name}", _check(name, adapter, loops.get(name), metrics))

@@ -1,4 +1,4 @@
-"""Building and starting the configured chain adapters."""
+"""Building, starting and closing the configured chain adapters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from settlerd import adapters
-from settlerd.adapters import AdapterStore, ChainAdapter
+from settlerd.adapters import AdapterConfigError, AdapterStore, ChainAdapter
 from settlerd.config import Settings
 from settlerd.credentials import CredentialError, resolve
 
@@ -16,7 +16,14 @@ log = logging.getLogger("settlerd.chains")
 
 
 class ChainStartError(Exception):
-    """A chain adapter could not be built or started; the message names the chain and the reason."""
+    """A chain adapter could not be built or started; the message names the chain and the reason.
+
+    ``bad_config`` when the settings are at fault (the operator must change them; restarting cannot help).
+    """
+
+    def __init__(self, message: str, *, bad_config: bool = False) -> None:
+        super().__init__(message)
+        self.bad_config = bad_config
 
 
 def adapter_settings(settings: Settings, name: str) -> dict[str, Any]:
@@ -37,8 +44,13 @@ def build(settings: Settings, store: AdapterStore) -> dict[str, ChainAdapter]:
         info = adapters.find(chain.adapter)
         if info.factory is None:
             raise ChainStartError(f"chain {name}: adapter {chain.adapter!r} cannot be started (no factory)")
+        mismatch = info.version_problem()
+        if mismatch is not None:
+            raise ChainStartError(f"chain {name}: {mismatch}", bad_config=True)
         try:
             built[name] = info.factory(adapter_settings(settings, name), store)
+        except AdapterConfigError as exc:
+            raise ChainStartError(f"chain {name}: {exc}", bad_config=True) from None
         except (CredentialError, ValueError, OSError) as exc:
             raise ChainStartError(f"chain {name}: {exc}") from None
     return built
@@ -46,10 +58,11 @@ def build(settings: Settings, store: AdapterStore) -> dict[str, ChainAdapter]:
 
 @asynccontextmanager
 async def started(built: dict[str, ChainAdapter]) -> AsyncIterator[dict[str, ChainAdapter]]:
-    """The adapters, started (node checked, scanner caught up); all closed on exit.
+    """The adapters, started (node checked, scanner state resumed); every one closed on exit.
 
     Start them after the engine restored its swaps and watched their legs: a scanner that catches up
-    before it knows what to watch would read past a lock made while the daemon was down."""
+    before it knows what to watch would read past a lock made while the daemon was down. Closing is
+    complete: an adapter whose start failed is closed too, and one failing close stops no other."""
     running: list[tuple[str, ChainAdapter]] = []
     try:
         for name, adapter in built.items():
@@ -57,6 +70,8 @@ async def started(built: dict[str, ChainAdapter]) -> AsyncIterator[dict[str, Cha
             running.append((name, adapter))
             try:
                 await adapter.start()
+            except AdapterConfigError as exc:
+                raise ChainStartError(f"chain {name}: {exc}", bad_config=True) from None
             except Exception as exc:  # any failure to reach or check a node stops start-up with its reason
                 raise ChainStartError(f"chain {name}: {exc}") from None
         yield built

@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(daemon.run(settings, on_sighup=on_sighup))
     except daemon.StartupError as exc:
-        return _fail(f"cannot start: {exc}")
+        return _fail(f"cannot start: {exc}", EXIT_USAGE if exc.bad_config else EXIT_FAILURE)
     except daemon.StoreFailed as exc:
         return _fail(f"stopped: {exc}")
     return EXIT_OK

@@ -24,12 +24,19 @@ from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.engine.risk import asset_key
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
+from settlerd.supervisor import ChainLoop, LoopHealth
 
 log = logging.getLogger("settlerd.daemon")
 
 
 class StartupError(Exception):
-    """A component could not start; the message says which and why, in one line."""
+    """A component could not start; the message says which and why, in one line.
+
+    ``bad_config`` when a setting is at fault: the CLI exits 2, which systemd does not restart on."""
+
+    def __init__(self, message: str, *, bad_config: bool = False) -> None:
+        super().__init__(message)
+        self.bad_config = bad_config
 
 
 class StoreFailed(Exception):
@@ -54,10 +61,12 @@ async def _api_listener(
     store: Store,
     capture: Capture | None,
     chains: Mapping[str, ChainAdapter],
+    loops: Mapping[str, LoopHealth],
+    metrics: Metrics,
     unresumable: Mapping[str, str],
 ) -> AsyncIterator[str]:
-    readiness, metrics = Readiness(), Metrics()
-    chain_health.register(chains, readiness, metrics)
+    readiness = Readiness()
+    chain_health.register(chains, readiness, metrics, loops)
     readiness.add("engine", chain_health.engine_check(unresumable))
     app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -175,7 +184,7 @@ async def run(
             try:
                 chains = build(settings, store)
             except ChainStartError as exc:
-                raise StartupError(str(exc)) from None
+                raise StartupError(str(exc), bad_config=exc.bad_config) from None
             engine = Engine(
                 store,
                 chains,
@@ -190,15 +199,27 @@ async def run(
             try:
                 await stack.enter_async_context(started(chains))
             except ChainStartError as exc:
-                raise StartupError(str(exc)) from None
+                raise StartupError(str(exc), bad_config=exc.bad_config) from None
             try:
                 await engine.retry_unfinished()
             except StoreError as exc:
                 raise StartupError(f"store: {exc}") from None
             key = _node_key(settings)
             capture = _capture(settings, engine, key)
+            metrics = Metrics()
+            loops = {
+                name: ChainLoop(name, a, on_failure=metrics.chain_loop_failed) for name, a in chains.items()
+            }
             api_url = await stack.enter_async_context(
-                _api_listener(settings, store, capture, chains, engine.unresumable)
+                _api_listener(
+                    settings,
+                    store,
+                    capture,
+                    chains,
+                    {name: chain_loop.health for name, chain_loop in loops.items()},
+                    metrics,
+                    engine.unresumable,
+                )
             )
             log.info(
                 "settlerd %s serving node %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
@@ -218,6 +239,8 @@ async def run(
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(_watchdog(notifier), name="sd-watchdog")
                     tasks.create_task(_wait_for_stop(stop), name="stop-signal")
+                    for name, chain_loop in loops.items():
+                        tasks.create_task(chain_loop.run(), name=f"chain-{name}")
                     tasks.create_task(engine.run(), name="engine")
                     if settings.mqtt.enabled:
                         tasks.create_task(

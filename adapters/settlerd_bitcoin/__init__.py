@@ -15,7 +15,11 @@ from .adapter import BitcoinAdapter, factory
 from .settings import BitcoinSettings
 
 adapter_info = AdapterInfo(
-    name="bitcoin", family="bitcoin", description="Bitcoin P2WSH HTLC adapter", factory=factory
+    name="bitcoin",
+    family="bitcoin",
+    description="Bitcoin P2WSH HTLC adapter",
+    factory=factory,
+    contract_version=2,
 )
 
 __all__ = ["BitcoinAdapter", "BitcoinSettings", "adapter_info", "factory"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -13,7 +12,7 @@ from typing import Any
 
 import coincurve
 
-from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
+from settlerd.adapters import AdapterConfigError, AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
 
 from . import fees
 from .diagnose import diagnose as run_checks
@@ -47,10 +46,6 @@ MAX_MONEY_SAT = 21_000_000 * 100_000_000
 ALREADY_KNOWN = ("txn-already-in-mempool", "txn-already-known", "already in block chain")
 
 
-class AdapterFailed(RuntimeError):
-    pass
-
-
 class BitcoinAdapter:
     native_asset = "BTC"
 
@@ -63,7 +58,7 @@ class BitcoinAdapter:
         )
         self.keys = KeyChain(settings.seed, settings.network.coin_type, settings.account)
         self.wallet = Wallet(self.keys)
-        self._queue: asyncio.Queue[ChainEvent | BaseException] = asyncio.Queue()
+        self._queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
         self.scanner = Scanner(
             self.name,
             self.rpc,
@@ -73,7 +68,7 @@ class BitcoinAdapter:
             birthday=settings.birthday_height,
             finality_depth=settings.finality_depth,
         )
-        self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._bumps: dict[str, dict[str, Any]] = {}
         self._alerted: set[tuple[str, str]] = set()
         self._tip_moved = asyncio.Condition()
@@ -88,7 +83,7 @@ class BitcoinAdapter:
         info = await self.rpc.call("getblockchaininfo")
         expected = self.settings.network.chain
         if info.get("chain") != expected:
-            raise AdapterFailed(
+            raise AdapterConfigError(
                 f"{self.name}: the node at {self.rpc.url} runs chain {info.get('chain')!r}, the settings say "
                 f"network {self.settings.network.name!r} ({expected!r}); point rpc_url at the right node"
             )
@@ -100,35 +95,31 @@ class BitcoinAdapter:
             if tx.purpose == "lock":
                 self.wallet.reserved.update(str(i.prevout) for i in parse_tx(tx.raw).inputs)
         await self.scanner.sync()
-        self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
+        self._started = True
 
     async def diagnose(self) -> list[Check]:
         """Checks for ``settlerd doctor``, on an adapter that was not started (see ``diagnose.py``)."""
         return await run_checks(self)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.rpc.close()
-
-    async def _run(self) -> None:
         try:
-            moved = True  # the first pass rebroadcasts what the journal holds, as after any restart
-            while True:
-                # The client already retried with backoff and logged (once a minute); a node that is
-                # down for a while must not end the daemon's watch. Any other failure does.
-                with contextlib.suppress(NodeUnavailable):
-                    moved = await self._step(moved)
-                await asyncio.sleep(self.settings.poll_interval)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            # The engine sees the failure through events() instead of a scanner silently watching nothing.
-            self._queue.put_nowait(exc)
-            raise
+            if self._started:
+                # run() was cancelled, maybe in the middle of saving: what the scanner found since its last
+                # save (a funding, a spend, the tip) is written now, or a restart would miss it.
+                await self.scanner.save()
+        finally:
+            self._started = False
+            await self.rpc.close()
+
+    async def run(self) -> None:
+        """Follow the node: new blocks, then rebroadcasts and fee bumps, then the mempool, every poll.
+
+        Any failure ends it; the daemon restarts it with backoff, and the first pass of every run
+        rebroadcasts what the journal holds, as after a restart."""
+        moved = True
+        while True:
+            moved = await self._step(moved)
+            await asyncio.sleep(self.settings.poll_interval)
 
     async def _step(self, moved: bool) -> bool:
         """One look at the node. Returns whether a new tip still awaits its rebroadcast pass."""
@@ -144,10 +135,7 @@ class BitcoinAdapter:
 
     async def events(self) -> AsyncIterator[ChainEvent]:
         while True:
-            item = await self._queue.get()
-            if isinstance(item, BaseException):
-                raise AdapterFailed(f"{self.name}: the block scanner stopped: {item}") from item
-            yield item
+            yield await self._queue.get()
 
     # time and heights
 

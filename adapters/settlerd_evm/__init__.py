@@ -24,6 +24,7 @@ adapter_info = AdapterInfo(
     description="EVM HTLC contract adapter (ETH, ERC-20)",
     factory=_factory,
     cli=_cli,
+    contract_version=2,
 )
 
 __all__ = ["adapter_info"]

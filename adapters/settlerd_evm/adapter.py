@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import string
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,8 +16,15 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
-from settlerd.adapters import AdapterStore, ChainEvent, Check, HtlcSpent, HtlcTerms, SignedTx
-from settlerd.store import StoreError
+from settlerd.adapters import (
+    AdapterConfigError,
+    AdapterStore,
+    ChainEvent,
+    Check,
+    HtlcSpent,
+    HtlcTerms,
+    SignedTx,
+)
 
 from . import contract as c
 from . import fees
@@ -40,12 +45,6 @@ GAS_HEADROOM_NUM, GAS_HEADROOM_DEN = 5, 4
 # A lock signed right after its approve cannot be estimated (the approve is not mined yet); ERC-20
 # transfers of mainstream tokens stay far below this.
 TOKEN_LOCK_GAS = 200_000
-# Log a node that stays unreachable at most once a minute, not once a poll.
-ERROR_LOG_INTERVAL_S = 60.0
-
-
-class AdapterConfigError(RuntimeError):
-    pass
 
 
 class HtlcReverted(RuntimeError):
@@ -120,7 +119,6 @@ class EvmAdapter:
         )  # fmt: skip
         self.keeper = Keeper(self, store)
         self._chain_id = 0
-        self._task: asyncio.Task[None] | None = None
 
     # lifecycle
 
@@ -140,32 +138,22 @@ class EvmAdapter:
             )
         await self.nonces.sync(int(await self.w3.eth.get_transaction_count(self.address, "pending")))
         await self.scanner.resume(self.settings.start_block)
-        self._task = asyncio.create_task(self._run(), name=f"{self.name}-scanner")
 
     async def diagnose(self) -> list[Check]:
         """Checks for ``settlerd doctor``, on an adapter that was not started (see ``diagnose.py``)."""
         return await run_checks(self)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         await self.w3.provider.disconnect()
 
-    async def _run(self) -> None:
-        last_logged = -math.inf
+    async def run(self) -> None:
+        """Poll the node: new logs into events, then rebroadcasts and fee bumps once per new block.
+
+        Any failure ends it; the daemon restarts it with backoff (the scanner resumes from its cursor)."""
         while True:
-            try:
-                await self.scanner.poll()
-                if self.scanner.height is not None:
-                    await self.keeper.step(self.scanner.height)
-            except (OSError, Web3RPCError, TimeoutError, StoreError) as exc:
-                if time.monotonic() - last_logged > ERROR_LOG_INTERVAL_S:
-                    where = "store" if isinstance(exc, StoreError) else f"node {self.settings.rpc_url}"
-                    log.error("%s: %s: %s; retrying", self.name, where, exc)
-                    last_logged = time.monotonic()
+            await self.scanner.poll()
+            if self.scanner.height is not None:
+                await self.keeper.step(self.scanner.height)
             await asyncio.sleep(self.settings.poll_interval_s)
 
     # time

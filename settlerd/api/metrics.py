@@ -1,5 +1,6 @@
 """Prometheus metrics: swaps by status and the MQTT backlog read from the store at scrape time,
-block lag and RPC latency set by the chain adapters through ``Metrics``.
+block lag and RPC latency set by the chain adapters through ``Metrics``, chain loop failures counted by
+the supervisor.
 
 prometheus_client writes the exposition format (escaping, HELP/TYPE lines, content type) the way
 Prometheus parses it, and gives adapters the usual gauge API; a registry per app keeps tests apart.
@@ -7,7 +8,7 @@ Prometheus parses it, and gives adapters the usual gauge API; a registry per app
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from settlerd.notify.cursor import acked_seq
 from settlerd.store import Store
@@ -38,6 +39,16 @@ class Metrics:
             ["chain"],
             registry=self.registry,
         )
+
+        self._loop_failures = Counter(
+            "settlerd_chain_loop_failures",
+            "Failures of the chain's scanner loop, each restarted with backoff; any increase is an alert.",
+            ["chain"],
+            registry=self.registry,
+        )
+
+    def chain_loop_failed(self, chain: str) -> None:
+        self._loop_failures.labels(chain=chain).inc()
 
     def set_block_lag(self, chain: str, blocks: int) -> None:
         self._block_lag.labels(chain=chain).set(blocks)

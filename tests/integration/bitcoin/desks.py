@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from settlerd_bitcoin.htlc import sha256
 
 from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms, SignedTx
 from settlerd.store import Store
+from settlerd.supervisor import ChainLoop
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
 WAIT_S = 30 * TIMEOUT_FACTOR  # an event the scanner should report within a few polls
@@ -29,6 +31,7 @@ class Desk:
     birthday: int
     store: Store | None = None
     adapter: BitcoinAdapter | None = None
+    loop: asyncio.Task[None] | None = field(default=None, repr=False)
     _events: AsyncIterator[ChainEvent] | None = field(default=None, repr=False)
     _backlog: list[ChainEvent] = field(default_factory=list, repr=False)
 
@@ -45,6 +48,7 @@ class Desk:
         for terms in watch:
             self.adapter.watch(terms)
         await self.adapter.start()
+        self.loop = asyncio.create_task(ChainLoop("bitcoin", self.adapter).run(), name=f"{self.name}-loop")
         self._events = aiter(self.adapter.events())
 
     def settings(self) -> dict[str, Any]:
@@ -63,11 +67,16 @@ class Desk:
         }
 
     async def stop(self) -> None:
+        """Stop as the daemon does on a signal: the chain loop cancelled, then the adapter closed."""
+        if self.loop is not None:
+            self.loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.loop
         if self.adapter is not None:
             await self.adapter.close()
         if self.store is not None:
             await self.store.close()
-        self.adapter = self.store = self._events = None
+        self.adapter = self.store = self._events = self.loop = None
         self._backlog.clear()
 
     async def restart(self) -> None:

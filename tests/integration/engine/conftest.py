@@ -22,6 +22,7 @@ from web3 import AsyncWeb3
 
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.store import Store
+from settlerd.supervisor import ChainLoop
 from settlerd.swap import Policy
 from tests.fixtures.anvil import Anvil
 from tests.integration.evm.conftest import htlc_address, send, token, w3
@@ -153,7 +154,7 @@ async def make_desk(
         )
         desk = Desk(name, store, engine, capture, adapters, keys, node_key=node_key)
         await engine.resume()
-        desk.task = asyncio.create_task(engine.run(), name=f"engine-{name}")
+        desk.task = asyncio.create_task(run_desk(engine, adapters), name=f"desk-{name}")
         desks.append(desk)
         return desk
 
@@ -162,8 +163,16 @@ async def make_desk(
         await stop(desk)
 
 
+async def run_desk(engine: Engine, adapters: dict[str, EvmAdapter]) -> None:
+    """What the daemon runs: each chain's supervised loop and the engine, until cancelled."""
+    async with asyncio.TaskGroup() as tasks:
+        for chain, adapter in adapters.items():
+            tasks.create_task(ChainLoop(chain, adapter).run(), name=f"chain-{chain}")
+        tasks.create_task(engine.run(), name="engine")
+
+
 async def stop(desk: Desk) -> None:
-    """Stop a desk as a crash would leave it: the engine task cancelled, connections closed."""
+    """Stop a desk as a crash would leave it: the engine and chain loops cancelled, connections closed."""
     if desk.task is None:
         return
     desk.task.cancel()

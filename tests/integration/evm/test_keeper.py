@@ -7,6 +7,7 @@ These tests stop anvil's automining and push its base fee up, so they run on an 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from settlerd_evm.keeper import BUMP_AFTER_BLOCKS, URGENT_BUMP_AFTER_BLOCKS, URG
 from settlerd.adapters import SignedTx
 from settlerd.store import TxStatus
 from settlerd.store.store import Store
+from settlerd.supervisor import ChainLoop
 from tests.fixtures.anvil import Anvil, run_anvil
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
@@ -79,8 +81,9 @@ async def journal(tmp_path: Path, own_anvil: Anvil) -> AsyncIterator[JournalSpy]
 
 @pytest.fixture
 async def adapters(own_anvil: Anvil, own_htlc: str) -> AsyncIterator[Callable[..., Awaitable[EvmAdapter]]]:
-    """Started adapters whose own loop polls every POLL_S; anvil automines again once the test ends."""
+    """Started adapters whose supervised loop polls every POLL_S; anvil automines again once the test ends."""
     started: list[EvmAdapter] = []
+    loops: list[asyncio.Task[None]] = []
 
     async def make(key: str, store: JournalSpy) -> EvmAdapter:
         settings = {
@@ -90,10 +93,15 @@ async def adapters(own_anvil: Anvil, own_htlc: str) -> AsyncIterator[Callable[..
         adapter = EvmAdapter(EvmSettings.from_mapping(settings), store)
         started.append(adapter)
         await adapter.start()
+        loops.append(asyncio.create_task(ChainLoop(adapter.name, adapter).run(), name="keeper-loop"))
         return adapter
 
     own_anvil.rpc("evm_setAutomine", True)
     yield make
+    for loop in loops:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     for adapter in started:
         await adapter.close()
     own_anvil.rpc("evm_setAutomine", True)
