@@ -52,8 +52,10 @@ from tests.fixtures.bitcoin_node import BitcoinNode, start_node  # noqa: E402
 
 # The bearer token every daemon of a local network accepts with scope admin. Local chains only.
 ADMIN_TOKEN = "localnet-admin-token"
-# One Bitcoin block per second, and the daemons told so: a 30-minute leg is then ~2,400 blocks (the adapter
-# converts with 75 % of the interval), and a swap's confirmations arrive within seconds.
+# One Bitcoin block per second, and the daemons told so: a timer-driven miner, so the daemons count blocks
+# as "steady" arrivals (within 10 %) instead of a proof-of-work chain's random ones, whose bounds at 1e-6
+# would not fit a minutes-long test swap. A 30-minute leg is ~2,000 blocks, and confirmations arrive within
+# seconds.
 BTC_BLOCK_INTERVAL_S = 1.0
 # anvil also mines one block per transaction; this cadence brings the confirmations after it.
 EVM_BLOCK_INTERVAL_S = 1.0
@@ -122,6 +124,8 @@ network = "regtest"
 seed_file = "bitcoin-seed"
 birthday_height = $btc_birthday
 block_interval = $btc_block_interval
+# Local chain mined on a timer: never set "steady" for a real chain.
+block_arrivals = "steady"
 poll_interval = 0.5
 
 [chains.evm]
@@ -132,6 +136,8 @@ contract = "$htlc"
 private_key_file = "evm-key"
 chain_id = $chain_id
 poll_interval_s = 0.5
+# anvil mines every second: a block stamped past a timelock follows within seconds, not Ethereum's minute.
+block_lag_s = 5
 start_block = $evm_start_block
 """
 )

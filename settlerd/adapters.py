@@ -105,6 +105,32 @@ class HtlcTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class TimelockBounds:
+    """When a refund with a given timelock opens, as wall-clock times.
+
+    ``earliest``: it opens sooner with probability at most ``probability``; ``latest``: it has opened by then
+    except with probability at most ``probability``. Each swap check compares the bound that is against us.
+    """
+
+    earliest: datetime
+    latest: datetime
+    probability: float
+
+    def __post_init__(self) -> None:
+        if self.latest < self.earliest:
+            raise ValueError(f"latest bound {self.latest} is before earliest {self.earliest}")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLeft:
+    """``TimelockBounds`` as durations from the moment the chain was read."""
+
+    earliest: timedelta
+    latest: timedelta
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
 class SignedTx:
     """A transaction signed and ready to broadcast; persisted before it is broadcast (S4)."""
 
@@ -173,18 +199,25 @@ class ChainAdapter(Protocol):
         """Release connections, keeping what the scanner found (``run`` was cancelled before). Called
         also after a ``start`` that failed, so it must cope with a half-started adapter."""
 
-    def timelock_for(self, deadline: datetime) -> int:
-        """Chain-native timelock that does not expire before ``deadline`` (conservatively)."""
+    async def timelock_for(self, deadline: datetime) -> int:
+        """A chain-native timelock whose refund opens no earlier than ``deadline``: its ``bounds_of``
+        earliest time is at or after ``deadline``, at the chain's stated probability."""
 
-    def deadline_of(self, timelock: int) -> datetime:
-        """Earliest wall-clock time at which a refund with ``timelock`` may become valid."""
+    async def bounds_of(self, timelock: int) -> TimelockBounds:
+        """When a refund with ``timelock`` opens: the earliest and the latest wall-clock time.
 
-    async def time_left(self, timelock: int) -> timedelta:
-        """How long, at the least, until a refund with ``timelock`` becomes valid, from the node's live tip.
+        On a height timelock both depend on the chain's tip and the moment it was read: an adapter reads
+        the node's tip for each call and counts from that moment.
+        """
 
-        A conservative (short) estimate, zero once the refund may already be valid. Deadlines were converted
-        once, at capture; this is the last look at the chain before the secret is revealed or leg 2 locked,
-        in case the chain ran ahead of that conversion (blocks came faster, block times drifted).
+    async def time_left(self, timelock: int) -> TimeLeft:
+        """How long until a refund with ``timelock`` opens, at the earliest and at the latest, by the node's
+        live tip (zero once it may already be open).
+
+        Bounds were converted once, at capture; this is the last look at the chain before the secret is
+        revealed or leg 2 locked, in case the chain ran ahead of (or behind) that conversion. Relative to
+        the chain's own clock (a block timestamp, the moment a tip was read), so it needs no agreement
+        between the daemon's clock and the node's.
         """
 
     def check_terms(self, terms: HtlcTerms) -> list[str]:

@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import coincurve
 
-from settlerd.adapters import AdapterConfigError, AdapterStore, ChainEvent, Check, HtlcTerms, SignedTx
+from settlerd.adapters import (
+    AdapterConfigError,
+    AdapterStore,
+    ChainEvent,
+    Check,
+    HtlcTerms,
+    SignedTx,
+    TimeLeft,
+    TimelockBounds,
+)
 
 from . import fees
 from .diagnose import diagnose as run_checks
@@ -36,9 +44,6 @@ from .wallet import Wallet
 
 log = logging.getLogger(__name__)
 
-# Blocks arrive faster than the 10-minute target for long stretches while hashrate grows; converting
-# wall-clock durations with a shorter interval makes refunds open no earlier than promised.
-FAST_BLOCKS_FACTOR = 0.75
 BUMPS_CURSOR = "bumps"
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
 # Bitcoin Core's MAX_MONEY (21 million BTC): no output can hold more, so no leg can either.
@@ -58,6 +63,7 @@ class BitcoinAdapter:
         )
         self.keys = KeyChain(settings.seed, settings.network.coin_type, settings.account)
         self.wallet = Wallet(self.keys)
+        self.block_times = settings.block_times
         self._queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
         self.scanner = Scanner(
             self.name,
@@ -151,25 +157,38 @@ class BitcoinAdapter:
         async with self._tip_moved:
             await self._tip_moved.wait_for(lambda: self._maintained_tip >= height)
 
-    def _fast_interval(self) -> float:
-        return self.settings.block_interval * FAST_BLOCKS_FACTOR
+    async def _read_tip(self) -> tuple[datetime, int, datetime]:
+        """(asked, tip, answered): the node's best height and the moments around reading it.
 
-    def timelock_for(self, deadline: datetime) -> int:
-        seconds = (deadline - datetime.now(UTC)).total_seconds()
-        return self.tip + max(1, math.ceil(seconds / self._fast_interval()))
-
-    def deadline_of(self, timelock: int) -> datetime:
-        # A refund with nLockTime = timelock can be mined in block timelock + 1, the (timelock - tip + 1)-th
-        # block from now. Counting one block fewer, at the fast interval, keeps this the earliest time.
-        blocks = max(0, timelock - self.tip)
-        return datetime.now(UTC) + timedelta(seconds=blocks * self._fast_interval())
-
-    async def time_left(self, timelock: int) -> timedelta:
-        # The refund enters the mempool once block ``timelock`` is mined. The next block may come at any
-        # moment, so only the blocks after it count, each at the fast interval.
+        From ``asked`` on, at least ``timelock - tip`` blocks remain before a timelock opens, so earliest
+        bounds count from then; from ``answered`` on, at most that many, so latest bounds count from then.
+        """
+        asked = datetime.now(UTC)
         tip = int(await self.rpc.call("getblockcount"))
-        blocks = max(0, timelock - tip - 1)
-        return timedelta(seconds=blocks * self._fast_interval())
+        return asked, tip, datetime.now(UTC)
+
+    async def timelock_for(self, deadline: datetime) -> int:
+        asked, tip, _ = await self._read_tip()
+        return tip + self.block_times.blocks_for((deadline - asked).total_seconds())
+
+    async def bounds_of(self, timelock: int) -> TimelockBounds:
+        # A refund with nLockTime = timelock enters the mempool once block ``timelock`` is mined.
+        asked, tip, answered = await self._read_tip()
+        earliest, latest = self.block_times.bounds(timelock - tip)
+        return TimelockBounds(
+            earliest=asked + timedelta(seconds=earliest),
+            latest=max(asked, answered + timedelta(seconds=latest)),
+            probability=self.block_times.probability,
+        )
+
+    async def time_left(self, timelock: int) -> TimeLeft:
+        asked, tip, answered = await self._read_tip()
+        earliest, latest = self.block_times.bounds(timelock - tip)
+        return TimeLeft(
+            earliest=timedelta(seconds=earliest),
+            latest=timedelta(seconds=latest) + (answered - asked),
+            probability=self.block_times.probability,
+        )
 
     # watching
 

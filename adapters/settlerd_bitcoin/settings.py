@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blocktimes import DEFAULT_TIMELOCK_PROBABILITY, Arrivals, BlockTimes
 from .fees import FeePolicy
 from .network import Network, network
 
@@ -30,6 +31,8 @@ KNOWN_KEYS = frozenset(
         "fee_cap",
         "fee_conf_target",
         "block_interval",
+        "block_arrivals",
+        "timelock_probability",
         "poll_interval",
     }
 )
@@ -49,6 +52,10 @@ class BitcoinSettings:
     finality_depth: int = 6
     fees: FeePolicy = field(default_factory=FeePolicy)
     block_interval: float = DEFAULT_BLOCK_INTERVAL
+    # How blocks arrive ("steady" only for a local chain mined on a timer) and the tail probability at
+    # which a height timelock's earliest and latest wall-clock times are stated.
+    block_arrivals: Arrivals = Arrivals.RANDOM
+    timelock_probability: float = DEFAULT_TIMELOCK_PROBABILITY
     poll_interval: float = 5.0  # seconds between looks at the node's tip and mempool
 
     @classmethod
@@ -93,5 +100,11 @@ class BitcoinSettings:
                 conf_target=int(raw.get("fee_conf_target", 6)),
             ),
             block_interval=float(raw.get("block_interval", DEFAULT_BLOCK_INTERVAL)),
+            block_arrivals=Arrivals(raw.get("block_arrivals", Arrivals.RANDOM)),
+            timelock_probability=float(raw.get("timelock_probability", DEFAULT_TIMELOCK_PROBABILITY)),
             poll_interval=float(raw.get("poll_interval", 5.0)),
         )
+
+    @property
+    def block_times(self) -> BlockTimes:
+        return BlockTimes(self.block_interval, self.timelock_probability, self.block_arrivals)

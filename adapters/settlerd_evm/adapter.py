@@ -24,6 +24,8 @@ from settlerd.adapters import (
     HtlcSpent,
     HtlcTerms,
     SignedTx,
+    TimeLeft,
+    TimelockBounds,
 )
 
 from . import contract as c
@@ -39,6 +41,12 @@ log = logging.getLogger(__name__)
 # Block proposers may set timestamps a little ahead of real time; a timelock this much past the deadline
 # cannot let a refund through before the deadline.
 TIMESTAMP_DRIFT_S = 15
+# The first block stamped at or after a timelock comes at most this long after it: five 12-second slots on
+# Ethereum, where five missed slots in a row are rarer than BLOCK_LAG_PROBABILITY (a setting per chain).
+DEFAULT_BLOCK_LAG_S = 60
+# The earliest bound is certain (the drift allowance is the contract's own margin); the latest holds but for
+# a longer run of missed blocks than the lag allows, which is rarer than this.
+BLOCK_LAG_PROBABILITY = 1e-6
 # Gas estimates are exact for the current state; storage warmth and token balances can differ by the time
 # the transaction is mined.
 GAS_HEADROOM_NUM, GAS_HEADROOM_DEN = 5, 4
@@ -68,6 +76,7 @@ class EvmSettings:
     poll_interval_s: float = 2.0
     start_block: int | None = None  # first scan only; later starts resume from the stored tip
     backfill_blocks: int = 50_000  # how far back a newly watched hashlock is looked up
+    block_lag_s: int = DEFAULT_BLOCK_LAG_S  # the longest wait for a block stamped at or after a given time
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> EvmSettings:
@@ -158,18 +167,28 @@ class EvmAdapter:
 
     # time
 
-    def timelock_for(self, deadline: datetime) -> int:
+    async def timelock_for(self, deadline: datetime) -> int:
         return math.ceil(deadline.timestamp()) + TIMESTAMP_DRIFT_S
 
-    def deadline_of(self, timelock: int) -> datetime:
-        return datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC)
+    async def bounds_of(self, timelock: int) -> TimelockBounds:
+        # Opens with the first block stamped at or after the timelock: a proposer running fast may stamp
+        # it up to the drift allowance early, and that block may come up to the lag late.
+        return TimelockBounds(
+            earliest=datetime.fromtimestamp(timelock - TIMESTAMP_DRIFT_S, UTC),
+            latest=datetime.fromtimestamp(timelock + self.settings.block_lag_s, UTC),
+            probability=BLOCK_LAG_PROBABILITY,
+        )
 
-    async def time_left(self, timelock: int) -> timedelta:
-        # The contract compares the timelock with block.timestamp; the next proposer may set it up to the
-        # drift allowance ahead of the latest block's.
+    async def time_left(self, timelock: int) -> TimeLeft:
+        # The contract compares the timelock with block.timestamp: counted from the latest block's, which
+        # the next proposer may run up to the drift allowance ahead of.
         block = await self.w3.eth.get_block("latest")
-        seconds = timelock - int(block["timestamp"]) - TIMESTAMP_DRIFT_S
-        return timedelta(seconds=max(0, seconds))
+        seconds = timelock - int(block["timestamp"])
+        return TimeLeft(
+            earliest=timedelta(seconds=max(0, seconds - TIMESTAMP_DRIFT_S)),
+            latest=timedelta(seconds=max(0, seconds + self.settings.block_lag_s)),
+            probability=BLOCK_LAG_PROBABILITY,
+        )
 
     # identity and funds
 

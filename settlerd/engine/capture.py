@@ -1,9 +1,12 @@
 """Trade capture: offer (initiator), acceptance (participant), registration of the acceptance (initiator).
 
 Both daemons end with the same terms: the offer fixes amounts, hashlock and timelocks; the acceptance
-adds the participant's claim address on leg 1 and refund address on leg 2. Deadlines are each daemon's
-own reading of the agreed timelocks through its own chain adapters: nobody relies on the other side's
-clock or block-time estimate.
+adds the participant's claim address on leg 1 and refund address on leg 2. Deadlines (earliest refund
+times) and latest refund times are each daemon's own reading of the agreed timelocks through its own chain
+adapters: nobody relies on the other side's clock or block-time estimate.
+
+The initiator picks leg 2's timelock first, then leg 1's so that leg 1's refund cannot open before leg 2's
+latest refund time plus the claim margin (S2), however long leg 2's block-time spread makes that.
 """
 
 from __future__ import annotations
@@ -133,8 +136,12 @@ class Capture:
         secret = os.urandom(SECRET_BYTES)
         hashlock = hashlib.sha256(secret).digest()
         now = engine.clock()
-        t1 = give.timelock_for(now + cfg.leg1_duration)
-        t2 = get.timelock_for(now + cfg.leg2_duration)
+        t2 = await get.timelock_for(now + cfg.leg2_duration)
+        b2 = await get.bounds_of(t2)
+        t1 = await give.timelock_for(
+            swap.leg1_deadline(now, cfg.leg1_duration, b2.earliest, b2.latest, cfg.policy)
+        )
+        b1 = await give.bounds_of(t1)
         terms = SwapTerms(
             LegTerms(
                 chain=request.give.chain,
@@ -144,8 +151,9 @@ class Capture:
                 recipient=UNKNOWN_PARTY,
                 sender=give.party(hashlock),
                 timelock=t1,
-                deadline=give.deadline_of(t1),
+                deadline=b1.earliest,
                 finality_depth=cfg.finality_depth[request.give.chain],
+                latest=b1.latest,
             ),
             LegTerms(
                 chain=request.get.chain,
@@ -155,8 +163,9 @@ class Capture:
                 recipient=get.party(hashlock),
                 sender=UNKNOWN_PARTY,
                 timelock=t2,
-                deadline=get.deadline_of(t2),
+                deadline=b2.earliest,
                 finality_depth=cfg.finality_depth[request.get.chain],
+                latest=b2.latest,
             ),
         )
         self._check_request(terms)
@@ -214,7 +223,9 @@ class Capture:
         self._check_terms(with_us)  # before anything reads the timelocks as dates
         if await engine.store.swaps_with_hashlock(hashlock):
             raise _hashlock_in_use()
-        terms = SwapTerms(self._local(with_us.leg1, leg1_adapter), self._local(with_us.leg2, leg2_adapter))
+        terms = SwapTerms(
+            await self._local(with_us.leg1, leg1_adapter), await self._local(with_us.leg2, leg2_adapter)
+        )
         now = engine.clock()
         try:
             state = swap.new_swap(offer.swap_id, Role.PARTICIPANT, terms, now, policy=cfg.policy)
@@ -287,10 +298,11 @@ class Capture:
                 field = (field_of or {}).get(number, f"terms.leg{number}")
                 raise DocumentError(field, "; ".join(problems))
 
-    def _local(self, leg: LegTerms, adapter: ChainAdapter) -> LegTerms:
-        """The offered leg as this daemon relies on it: its own deadline and at least its own depth."""
+    async def _local(self, leg: LegTerms, adapter: ChainAdapter) -> LegTerms:
+        """The offered leg as this daemon relies on it: its own bounds and at least its own depth."""
         depth = max(leg.finality_depth, self._settings.finality_depth[leg.chain])
-        return replace(leg, deadline=adapter.deadline_of(leg.timelock), finality_depth=depth)
+        bounds = await adapter.bounds_of(leg.timelock)
+        return replace(leg, deadline=bounds.earliest, latest=bounds.latest, finality_depth=depth)
 
     async def register_acceptance(self, swap_id: str, document: Any) -> swap.SwapState:
         engine = self._engine

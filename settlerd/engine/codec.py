@@ -30,6 +30,7 @@ def leg_terms_to_json(leg: LegTerms) -> Json:
         "timelock": leg.timelock,
         "deadline": leg.deadline.isoformat(),
         "finality_depth": leg.finality_depth,
+        "latest": None if leg.latest is None else leg.latest.isoformat(),
     }
 
 
@@ -44,6 +45,8 @@ def leg_terms_from_json(data: Json) -> LegTerms:
         timelock=int(data["timelock"]),
         deadline=datetime.fromisoformat(data["deadline"]),
         finality_depth=int(data["finality_depth"]),
+        # Absent from terms stored before both bounds were kept: unknown, and the policy locks nothing on it.
+        latest=datetime.fromisoformat(data["latest"]) if data.get("latest") else None,
     )
 
 

@@ -100,6 +100,7 @@ class LegDoc(_Doc):
     timelock: int = Field(gt=0)
     deadline: str
     finality_depth: int = Field(ge=1, le=10_000)
+    latest: str | None = None  # the offerer's reading; each daemon relies on its own
 
 
 class TermsDoc(_Doc):

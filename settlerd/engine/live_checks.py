@@ -1,9 +1,10 @@
 """The last look at the live chain before the two irreversible steps of a swap (S1, S2).
 
-Deadlines of height-locked legs were converted to wall-clock time once, at capture, and the state machine
-decides from those stored deadlines. If blocks came faster than assumed, a timelock can open before its
-stored deadline. So right before the initiator reveals the secret (its claim of leg 2) and before the
-participant locks leg 2, the engine asks each adapter how long the relevant refund really stays closed.
+Timelocks were converted to wall-clock bounds once, at capture, and the state machine decides from those
+stored bounds. The chain moves on since: a height timelock's bounds from the live tip are narrower, and
+can have shifted either way. So right before the initiator reveals the secret (its claim of leg 2) and
+before the participant locks leg 2, the engine asks each adapter again, and compares the bounds against us:
+leg 2's earliest for the reveal, leg 2's latest against leg 1's earliest for the lock (S2).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LiveChecks:
         A refusal leaves the claim requested: every tick looks again, and the swap ends by leg 1's refund.
         """
         terms = state.terms.leg2
-        left = await self._engine.adapters[terms.chain].time_left(terms.timelock)
+        left = (await self._engine.adapters[terms.chain].time_left(terms.timelock)).earliest
         if left >= state.policy.min_time_to_reveal:
             return True
         if state.swap_id not in self._warned:
@@ -49,18 +50,24 @@ class LiveChecks:
         return False
 
     async def leg2_lock_refusal(self, state: SwapState) -> str | None:
-        """Why the participant must not lock leg 2 now, judged by leg 1's chain: None if it may.
+        """Why the participant must not lock leg 2 now, judged by both chains' live tips: None if it may.
 
-        The secret can appear as late as leg 2's deadline; leg 1 must then stay unrefundable for the margin
-        the participant needs to get its claim of leg 1 confirmed.
+        The secret can appear as late as leg 2's latest refund time (the later of the stored and the live
+        reading); leg 1 must then stay unrefundable for the margin the participant needs to get its claim
+        of leg 1 confirmed, counted from leg 1's earliest refund time by its chain's live tip.
         """
-        terms = state.terms.leg1
-        left = await self._engine.adapters[terms.chain].time_left(terms.timelock)
-        needed = state.terms.leg2.deadline - self._engine.clock() + state.policy.leg1_claim_margin
-        if left >= needed:
+        one, two = state.terms.leg1, state.terms.leg2
+        adapters = self._engine.adapters
+        leg1_left = (await adapters[one.chain].time_left(one.timelock)).earliest
+        leg2_left = (await adapters[two.chain].time_left(two.timelock)).latest
+        now = self._engine.clock()
+        if two.latest is not None:
+            leg2_left = max(leg2_left, two.latest - now)
+        needed = leg2_left + state.policy.leg1_claim_margin
+        if leg1_left >= needed:
             return None
         return (
-            f"leg 1's refund on {terms.chain} may be valid in {left} by the chain's tip, less than the "
-            f"{needed} until leg 2's deadline plus the claim margin {state.policy.leg1_claim_margin}: "
-            "its chain ran ahead of the deadline stored at capture"
+            f"leg 1's refund on {one.chain} may open in {leg1_left} by the chain's tip, less than the "
+            f"{needed} until leg 2's refund on {two.chain} has surely opened plus the claim margin "
+            f"{state.policy.leg1_claim_margin}: the chains moved against the bounds stored at capture"
         )

@@ -35,7 +35,9 @@ from .policy import (
     check_leg2_lock,
     check_timelocks,
     claim_is_urgent,
+    leg1_deadline,
     may_reveal,
+    s2_problems,
 )
 from .state import LegState, SwapState
 from .status import ORDER, TERMINAL, Status, is_terminal, rank
@@ -112,9 +114,11 @@ __all__ = [
     "derive_status",
     "is_allowed",
     "is_terminal",
+    "leg1_deadline",
     "lock_mismatches",
     "may_reveal",
     "new_swap",
     "rank",
+    "s2_problems",
     "step",
 ]

@@ -2,6 +2,11 @@
 
 Every check returns a list of reasons (empty when the terms pass), phrased for the operator: which
 deadline, by how much, and why it matters.
+
+A leg's refund opens at a random time between its ``deadline`` (the earliest) and its ``latest``, each bound
+at its chain's stated probability. Each check compares the bound that is against us: the secret can appear
+as late as leg 2's latest refund time, leg 1's refund can open as early as its deadline, and the initiator's
+claim must be in before leg 2's deadline.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from fractions import Fraction
 
 from .terms import SwapTerms
 
-# Between leg 2's deadline (the latest moment the secret can appear) and leg 1's: the participant's time
-# to get its leg 1 claim confirmed, fee bumps included, after a last-minute reveal.
+# Between leg 2's latest refund time (the latest moment the secret can appear) and leg 1's deadline (the
+# earliest its refund opens): the participant's time to get its leg 1 claim confirmed, fee bumps included,
+# after a last-minute reveal.
 LEG1_CLAIM_MARGIN = timedelta(hours=6)
 
-# Leg 2 lasts at most this share of leg 1: the rest of leg 1's window is the participant's to claim in.
+# Leg 2 lasts at most this share of leg 1, both counted to their deadlines (earliest refund times): the
+# rest of leg 1's window is the participant's to claim in. Leg 1 lengthened to clear leg 2's latest refund
+# time (``leg1_deadline``) only lowers the share.
 MAX_LEG2_SHARE = Fraction(2, 3)
 
 # Leg 2 must last at least this long from when the terms are checked: leg 1 has to lock and reach
@@ -30,6 +38,10 @@ MIN_LEG2_WINDOW = timedelta(hours=2)
 # The initiator never reveals the secret later than this before leg 2's deadline: its claim must confirm
 # before the participant may refund leg 2, or the participant could refund and claim leg 1 as well.
 MIN_TIME_TO_REVEAL = timedelta(hours=1)
+
+# The initiator sets leg 1's deadline this share of the claim margin past what S2 needs: the participant
+# reads leg 2's latest refund time from its own tip, later, and a slow block meanwhile moves that bound on.
+S2_HEADROOM_SHARE = Fraction(1, 4)
 
 # A claim this close to its deadline is flagged urgent: it outbids every other broadcast and fee bump,
 # since missing the deadline loses the leg.
@@ -96,28 +108,44 @@ def check_durations(leg1: timedelta, leg2: timedelta, policy: Policy = DEFAULT_P
     return problems
 
 
+def s2_problems(terms: SwapTerms, policy: Policy = DEFAULT_POLICY) -> list[str]:
+    """Why the secret could appear too late for the participant to claim leg 1 (S2); empty if it cannot.
+
+    Terms stored before the latest refund time was kept have none: leg 2 could then open at any time, so
+    nothing is locked on them (a swap already past its locks is unaffected).
+    """
+    latest = terms.leg2.latest
+    if latest is None:
+        return [
+            "leg 2's latest refund time is unknown (terms stored by an older version): S2 cannot be checked"
+        ]
+    if latest + policy.leg1_claim_margin > terms.leg1.deadline:
+        return [
+            f"leg 2's refund may open as late as {latest.isoformat()}; plus the claim margin "
+            f"{policy.leg1_claim_margin} that is after leg 1's deadline {terms.leg1.deadline.isoformat()}, "
+            "when its refund may already open"
+        ]
+    return []
+
+
 def check_timelocks(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> list[str]:
     """Reasons the swap's deadlines are unsafe to commit funds to at ``now``; empty if safe.
 
     Checked before an offer is made or accepted and again before the initiator locks leg 1.
     """
-    return check_durations(terms.leg1.deadline - now, terms.leg2.deadline - now, policy)
+    durations = check_durations(terms.leg1.deadline - now, terms.leg2.deadline - now, policy)
+    return durations + s2_problems(terms, policy)
 
 
 def check_leg2_lock(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> list[str]:
     """Reasons the participant must not lock leg 2 at ``now`` (S2); empty if it may.
 
-    The design's rule is ``now + leg 2 duration + margin < leg 1 deadline``. Leg 2's timelock is agreed
-    in the terms, so a lock made now expires at leg 2's deadline: the secret can appear as late as that,
-    and the margin must still fit before leg 1's deadline. Locking must also leave the initiator a real
-    window to claim.
+    The design's rule is ``leg 2 latest + margin <= leg 1 earliest``. Leg 2's timelock is agreed in the
+    terms, so a lock made now opens for refund by leg 2's latest refund time at the latest: the secret can
+    appear as late as that, and the margin must still fit before leg 1's deadline. Locking must also leave
+    the initiator a real window to claim before leg 2's deadline (its reveal cut-off counts from there).
     """
-    problems: list[str] = []
-    if terms.leg2.deadline + policy.leg1_claim_margin > terms.leg1.deadline:
-        problems.append(
-            f"leg 2 deadline {terms.leg2.deadline.isoformat()} plus the claim margin "
-            f"{policy.leg1_claim_margin} is after leg 1 deadline {terms.leg1.deadline.isoformat()}"
-        )
+    problems = s2_problems(terms, policy)
     left = terms.leg2.deadline - now
     if left < policy.min_leg2_window:
         problems.append(
@@ -125,6 +153,27 @@ def check_leg2_lock(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_PO
             f"{policy.min_leg2_window} the initiator needs to see it final and claim"
         )
     return problems
+
+
+def leg1_deadline(
+    now: datetime,
+    leg1_duration: timedelta,
+    leg2_deadline: datetime,
+    leg2_latest: datetime,
+    policy: Policy = DEFAULT_POLICY,
+) -> datetime:
+    """The deadline the initiator gives leg 1: its configured duration, or later if the checks need it.
+
+    A Bitcoin leg 2's latest refund time can be far past its deadline (a day's worth of blocks spans many
+    hours at 1e-6), so a fixed leg 1 duration would not clear it (S2); the headroom lets the participant's
+    own, later reading of the chain pass the same check. Leg 2's timelock is a whole number of blocks, so
+    its deadline can come a little later than configured: leg 1 then lengthens to keep the share too.
+    """
+    margin = policy.leg1_claim_margin
+    after_leg2 = leg2_latest + margin + margin * S2_HEADROOM_SHARE.numerator / S2_HEADROOM_SHARE.denominator
+    share = policy.max_leg2_share
+    for_share = now + (leg2_deadline - now) * share.denominator / share.numerator
+    return max(now + leg1_duration, after_leg2, for_share)
 
 
 def may_reveal(terms: SwapTerms, now: datetime, policy: Policy = DEFAULT_POLICY) -> bool:

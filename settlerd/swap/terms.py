@@ -1,8 +1,9 @@
 """The agreed terms of a swap, as data both daemons hold identically once the acceptance is registered.
 
 Nothing chain-specific lives here: amounts are integers in the chain's base units, timelocks are the
-chain-native integers the adapters computed, and every timelock comes with the wall-clock deadline it
-stands for. The state machine reasons about deadlines; the chain only ever sees timelocks.
+chain-native integers the adapters computed, and every timelock comes with the wall-clock times it stands
+for: the earliest its refund may open (``deadline``) and the latest (``latest``), each at the chain's stated
+probability. The state machine reasons about those times; the chain only ever sees timelocks.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ class LegTerms:
     recipient: str  # who may claim with the secret
     sender: str  # who may refund after the timelock
     timelock: int  # chain-native (block height, unix seconds); a lock must use at least this
-    deadline: datetime  # the wall-clock moment the timelock stands for; a refund is valid from then on
+    deadline: datetime  # the earliest moment the refund may open: claims must be in before it
     finality_depth: int  # confirmations after which a lock or spend on this chain is relied upon
+    # The latest moment the refund opens; None for terms stored before it was kept (unknown: see policy).
+    latest: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.amount <= 0:
@@ -65,6 +68,14 @@ class LegTerms:
             raise ValueError(f"hashlock must be {HASHLOCK_BYTES} bytes, got {len(self.hashlock)}")
         if self.deadline.tzinfo is None or self.deadline.utcoffset() is None:
             raise ValueError("leg deadline must be a timezone-aware datetime")
+        if self.latest is not None:
+            if self.latest.tzinfo is None or self.latest.utcoffset() is None:
+                raise ValueError("leg latest refund time must be a timezone-aware datetime")
+            if self.latest < self.deadline:
+                raise ValueError(
+                    f"leg latest refund time {self.latest.isoformat()} is before its deadline "
+                    f"{self.deadline.isoformat()}"
+                )
         if self.finality_depth < 1:
             raise ValueError(f"finality depth must be at least 1, got {self.finality_depth}")
 

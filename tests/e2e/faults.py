@@ -48,10 +48,6 @@ min_leg2_window = "70s"
 min_time_to_reveal = "{MIN_TIME_TO_REVEAL_S}s"
 claim_urgent_window = "90s"
 """
-# The background miner makes about one block a second; telling the daemons 4/3 s makes the adapter's
-# conservative conversion (75 % of the interval) land the CLTV heights about on the wall-clock deadlines.
-LOCALNET_BLOCK_INTERVAL = "block_interval = 1.0\n"
-FAST_BLOCK_INTERVAL = "block_interval = 1.3333\n"
 
 TERMINAL_STATUSES = tuple(str(s) for s in TERMINAL)
 FAST_POLL_S = 0.05  # to catch a status that lasts until the next block (one second) and kill in it
@@ -62,9 +58,9 @@ REFUND_TIMEOUT_S = 90.0
 
 
 def fast_config(text: str) -> str:
-    if LOCALNET_POLICY not in text or LOCALNET_BLOCK_INTERVAL not in text:
+    if LOCALNET_POLICY not in text:
         raise LocalnetError("localnet.py's config template changed: update tests/e2e/faults.py to match")
-    return text.replace(LOCALNET_POLICY, FAST_POLICY).replace(LOCALNET_BLOCK_INTERVAL, FAST_BLOCK_INTERVAL)
+    return text.replace(LOCALNET_POLICY, FAST_POLICY)
 
 
 async def add_fast_daemons(net: Localnet, names: Iterable[str]) -> list[Daemon]:

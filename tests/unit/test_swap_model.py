@@ -49,6 +49,9 @@ HASHLOCK = hashlib.sha256(SECRET).digest()
 WRONG_SECRET = bytes(32)
 LEG1_DEADLINE = T0 + timedelta(hours=24)
 LEG2_DEADLINE = T0 + timedelta(hours=12)
+# The latest the refunds open: leg 2's plus the 6-hour claim margin still comes before leg 1's deadline.
+LEG1_LATEST = T0 + timedelta(hours=26)
+LEG2_LATEST = T0 + timedelta(hours=15)
 DEPTH = {Leg.ONE: 3, Leg.TWO: 2}
 
 # The HTLC ids the world uses: the real leg, a lock with wrong terms, and a second exact lock.
@@ -80,6 +83,7 @@ def agreed_terms() -> SwapTerms:
         timelock=800_144,
         deadline=LEG1_DEADLINE,
         finality_depth=DEPTH[Leg.ONE],
+        latest=LEG1_LATEST,
     )
     leg2 = LegTerms(
         chain="evm",
@@ -91,6 +95,7 @@ def agreed_terms() -> SwapTerms:
         timelock=int(LEG2_DEADLINE.timestamp()),
         deadline=LEG2_DEADLINE,
         finality_depth=DEPTH[Leg.TWO],
+        latest=LEG2_LATEST,
     )
     return SwapTerms(leg1, leg2)
 

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from settlerd.engine import codec
 from settlerd.swap import (
     DEFAULT_POLICY,
     LEG1_CLAIM_MARGIN,
@@ -20,6 +21,7 @@ from settlerd.swap import (
     check_durations,
     check_leg2_lock,
     check_timelocks,
+    leg1_deadline,
     lock_mismatches,
     may_reveal,
 )
@@ -65,11 +67,36 @@ def test_leg2_lock_needs_a_window_before_its_deadline() -> None:
     assert "left before leg 2 deadline" in reason
 
 
-def test_leg2_lock_refused_when_its_deadline_crowds_leg1() -> None:
+def test_leg2_lock_refused_when_its_latest_refund_time_crowds_leg1() -> None:
     terms = agreed_terms()
-    crowded = replace(terms, leg2=replace(terms.leg2, deadline=terms.leg1.deadline - LEG1_CLAIM_MARGIN + H))
+    edge = terms.leg1.deadline - LEG1_CLAIM_MARGIN
+    assert check_leg2_lock(replace(terms, leg2=replace(terms.leg2, latest=edge)), T0) == []
+    # Leg 2's deadline (earliest) is well clear; its latest refund time is what the secret can wait for.
+    crowded = replace(terms, leg2=replace(terms.leg2, latest=edge + timedelta(seconds=1)))
     (reason,) = check_leg2_lock(crowded, T0)
     assert "plus the claim margin" in reason
+    assert check_timelocks(crowded, T0) == [reason]
+
+
+def test_terms_without_a_latest_refund_time_lock_nothing() -> None:
+    terms = agreed_terms()
+    unknown = replace(terms, leg2=replace(terms.leg2, latest=None))
+    (reason,) = check_leg2_lock(unknown, T0)
+    assert "unknown" in reason
+    assert check_timelocks(unknown, T0) == [reason]
+
+
+def test_leg1_is_lengthened_past_leg2s_latest_refund_time() -> None:
+    policy = Policy()
+    assert leg1_deadline(T0, 24 * H, T0 + 12 * H, T0 + 14 * H, policy) == T0 + 24 * H
+    # S2: leg 2's refund may open as late as 30 h; the margin and a quarter of it come after that.
+    assert (
+        leg1_deadline(T0, 24 * H, T0 + 12 * H, T0 + 30 * H, policy) == T0 + 30 * H + LEG1_CLAIM_MARGIN * 5 / 4
+    )
+    # Leg 2 rounded up to whole blocks: leg 1 keeps it within two thirds.
+    assert leg1_deadline(T0, 24 * H, T0 + 17 * H, T0 + 17 * H, policy) == T0 + 25 * H + 30 * timedelta(
+        minutes=1
+    )
 
 
 def test_reveal_cut_off() -> None:
@@ -136,3 +163,17 @@ def test_both_legs_share_one_hashlock() -> None:
     terms = agreed_terms()
     with pytest.raises(ValueError, match="same hashlock"):
         SwapTerms(terms.leg1, replace(terms.leg2, hashlock=bytes(32)))
+
+
+def test_both_bounds_are_stored_and_old_terms_replay_without_a_latest() -> None:
+    terms = agreed_terms()
+    stored = codec.terms_to_json(terms)
+    assert codec.terms_from_json(stored) == terms
+    # Terms written before the latest refund time was kept: unknown, so S2 refuses to lock on them.
+    old = {leg: {k: v for k, v in stored[leg].items() if k != "latest"} for leg in ("leg1", "leg2")}
+    replayed = codec.terms_from_json(old)
+    assert replayed.leg2.latest is None
+    assert replayed == replace(
+        terms, leg1=replace(terms.leg1, latest=None), leg2=replace(terms.leg2, latest=None)
+    )
+    assert "S2 cannot be checked" in check_leg2_lock(replayed, T0)[0]

@@ -353,7 +353,7 @@ def test_acceptance_must_be_the_offer_with_the_participant_filled_in() -> None:
 
 def test_unsafe_terms_create_no_swap() -> None:
     terms = agreed_terms()
-    too_long = replace(terms, leg2=replace(terms.leg2, deadline=LEG1_DEADLINE - H))
+    too_long = replace(terms, leg2=replace(terms.leg2, deadline=LEG1_DEADLINE - H, latest=LEG1_DEADLINE))
     with pytest.raises(UnsafeTerms) as raised:
         new_swap("s", Role.PARTICIPANT, too_long, T0)
     assert any("more than 2/3" in reason for reason in raised.value.reasons)

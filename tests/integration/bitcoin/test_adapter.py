@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from settlerd_bitcoin import factory
-from settlerd_bitcoin.adapter import FAST_BLOCKS_FACTOR
 from settlerd_bitcoin.htlc import Htlc, sha256
 from settlerd_bitcoin.records import sats
 from settlerd_bitcoin.rpc import NodeAuthRefused, NodeUnavailable, RpcClient, RpcError
@@ -190,35 +189,42 @@ async def test_adapter_is_a_chain_adapter_found_by_entry_point(desks: Desks) -> 
     assert isinstance(alice.a, ChainAdapter)
     assert find("bitcoin").factory is factory
     assert await alice.a.spendable("BTC") == alice.a.wallet.balance(alice.a.tip) > 0
-    # Conservative conversions: a refund never opens before the deadline it was made for.
+    # Conservative conversions: a refund opens before the deadline it was made for with probability 1e-6.
     deadline = datetime.now(UTC) + timedelta(hours=24)
-    timelock = alice.a.timelock_for(deadline)
-    assert alice.a.deadline_of(timelock) >= deadline - timedelta(seconds=1)
+    timelock = await alice.a.timelock_for(deadline)
+    bounds = await alice.a.bounds_of(timelock)
+    assert bounds.probability == 1e-6
+    assert deadline - timedelta(seconds=1) <= bounds.earliest < deadline + timedelta(minutes=10)
     assert timelock - alice.a.tip >= 144  # at least the blocks 24 h take at the 10-minute target
+    # The blocks a day must hold at one in a million may take well over two days to mine.
+    assert bounds.latest - bounds.earliest > timedelta(hours=36)
 
 
-async def test_time_left_is_a_short_estimate_from_the_nodes_tip(desks: Desks, bitcoin_node: Any) -> None:
+async def test_time_left_bounds_both_ways_from_the_nodes_tip(desks: Desks, bitcoin_node: Any) -> None:
     alice, bob = desks
     _, terms, _ = await lock(alice, bob, blocks=4)
     await bitcoin_node.mine(1)
     locked = await alice.expect(K.LOCKED, terms.hashlock)
     refund = await alice.a.build_refund(terms, locked.htlc_id)
-    fast = timedelta(seconds=alice.a.settings.block_interval * FAST_BLOCKS_FACTOR)
-    # The refund enters the mempool once block ``timelock`` is mined; the next block may come at any
-    # moment, so only the ones after it count, at the fast interval.
+    # The refund enters the mempool once block ``timelock`` is mined: the time to mine the blocks to it is
+    # Gamma-distributed, bounded on both sides at the stated probability.
     to_go = terms.timelock - await bitcoin_node.rpc("getblockcount")
     assert to_go > 1
-    assert await alice.a.time_left(terms.timelock) == (to_go - 1) * fast
-    assert await alice.a.time_left(terms.timelock + 10) == (to_go + 9) * fast
+    for extra in (0, 10):
+        left = await alice.a.time_left(terms.timelock + extra)
+        earliest, latest = alice.a.block_times.bounds(to_go + extra)
+        assert left.earliest == timedelta(seconds=earliest)
+        assert timedelta(seconds=latest) <= left.latest < timedelta(seconds=latest + 5)
 
     # Read from the node's tip, not from the scanner's (not waited for here).
     await bitcoin_node.mine(to_go - 1)
-    assert await alice.a.time_left(terms.timelock) == timedelta(0)  # the next block opens it
+    # The next block opens it.
+    assert (await alice.a.time_left(terms.timelock)).earliest < timedelta(seconds=1)
     with pytest.raises(RpcError) as refused:
         await alice.persist_and_broadcast(refund)
     assert "non-final" in refused.value.message
     await bitcoin_node.mine(1)
-    assert await alice.a.time_left(terms.timelock) == timedelta(0)
+    assert (await alice.a.time_left(terms.timelock)).earliest == timedelta(0)
     assert await alice.a.broadcast(refund) == refund.txid
     await bitcoin_node.mine(1)
     await bob.expect(K.REFUNDED, terms.hashlock, lambda e: e.confirmations == 1)

@@ -40,15 +40,19 @@ def test_locked_log_round_trip_gives_the_contract_id() -> None:
     assert c.decode_log([b"\x00" * 32], b"") is None
 
 
-def test_timelock_never_lets_a_refund_through_before_the_deadline() -> None:
+async def test_timelock_never_lets_a_refund_through_before_the_deadline() -> None:
     adapter = EvmAdapter(
-        EvmSettings(rpc_url="http://127.0.0.1:1", contract="0x" + "00" * 20, private_key=KEY), None
-    )  # type: ignore[arg-type]
+        EvmSettings(rpc_url="http://127.0.0.1:1", contract="0x" + "00" * 20, private_key=KEY, block_lag_s=30),
+        None,  # type: ignore[arg-type]
+    )
     deadline = datetime(2030, 1, 1, 12, 0, 0, 500_000, tzinfo=UTC)
-    timelock = adapter.timelock_for(deadline)
+    timelock = await adapter.timelock_for(deadline)
     assert timelock - TIMESTAMP_DRIFT_S >= deadline.timestamp()
-    assert adapter.deadline_of(timelock) >= deadline
-    assert adapter.deadline_of(timelock) - deadline < timedelta(seconds=1)
+    bounds = await adapter.bounds_of(timelock)
+    assert bounds.earliest >= deadline
+    assert bounds.earliest - deadline < timedelta(seconds=1)
+    # The latest: a block stamped at or after the timelock, at most the configured lag after it.
+    assert bounds.latest == datetime.fromtimestamp(timelock + 30, UTC)
 
 
 def test_unknown_settings_are_named() -> None:
