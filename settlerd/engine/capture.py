@@ -32,6 +32,7 @@ from .engine import Engine, UnknownSwap
 from .records import LiveSwap
 
 SECRET_BYTES = 32
+_LEG_FIELDS = {"asset", "amount", "recipient", "sender", "timelock"}
 
 
 class CaptureError(Exception):
@@ -284,8 +285,8 @@ class Capture:
                 records.htlc_terms_of(stand_in)
             )
             if problems:
-                about = problems[0].split(":", 1)[0]
-                field = f"{name}.{about}" if about in ("chain", "asset", "amount") else name
+                about = problems[0].split(":", 1)[0]  # check_terms names the HtlcTerms field first
+                field = f"{name}.{about}" if about in ("asset", "amount") else name
                 raise CaptureError("; ".join(problems), field=field)
 
     def _check_terms(self, terms: SwapTerms, field_of: Mapping[int, str] | None = None) -> None:
@@ -295,8 +296,9 @@ class Capture:
             adapter = self._adapter_for(leg.chain, f"terms.leg{number}.chain")
             problems = adapter.check_terms(records.htlc_terms_of(leg))
             if problems:
-                field = (field_of or {}).get(number, f"terms.leg{number}")
-                raise DocumentError(field, "; ".join(problems))
+                about = problems[0].split(":", 1)[0]  # check_terms names the HtlcTerms field first
+                named = f"terms.leg{number}.{about}" if about in _LEG_FIELDS else f"terms.leg{number}"
+                raise DocumentError((field_of or {}).get(number, named), "; ".join(problems))
 
     async def _local(self, leg: LegTerms, adapter: ChainAdapter) -> LegTerms:
         """The offered leg as this daemon relies on it: its own bounds and at least its own depth."""

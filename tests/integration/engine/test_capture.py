@@ -81,3 +81,21 @@ async def test_limits_and_balance_refuse_a_lock_with_the_reason(make_desk: MakeD
         refused = [e for e in events if e.kind == "lock_refused"]
         assert len(refused) == 1 and reason in refused[0].payload["event"]["reason"], refused
         assert await desk.store.signed_txs(swap_id=offer["swap_id"]) == [], "nothing may be signed"
+
+
+@pytest.mark.parametrize(("leg", "amount"), [("leg1", 2**256), ("leg2", 2**96), ("leg2", 0)])
+async def test_an_offer_with_an_amount_the_contract_cannot_hold_is_refused(
+    make_desk: MakeDesk, token: Any, leg: str, amount: int
+) -> None:
+    """The participant's side of an initiator that skipped its own checks: 2**256 wei can never be locked,
+    and accepting it would let the initiator lock real funds against a leg that cannot exist."""
+    a, b = await make_desk("desk-a"), await make_desk("desk-b")
+    give, get = LegRequest("eth", "ETH", 10**15), LegRequest("usd", token.address, 10)
+    offer = await a.capture.create_offer(OfferRequest(b.name, give, get))
+    terms = offer["terms"]
+    bad = a.node_key.sign({**unsigned(offer), "terms": {**terms, leg: {**terms[leg], "amount": str(amount)}}})
+
+    with pytest.raises(DocumentError) as refused:
+        await b.capture.accept_offer(bad)
+    assert refused.value.field == f"terms.{leg}.amount"
+    assert await b.store.get_swap(offer["swap_id"]) is None
