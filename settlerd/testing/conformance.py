@@ -1,0 +1,360 @@
+"""The tests every ``ChainAdapter`` must pass, run by each adapter package against its own node.
+
+Subclass ``AdapterConformance`` in a test module (its name must start with ``Test``), give the class
+attributes and implement the four hooks (``new_adapter``, ``mine``, ``reorg``, ``advance``), and pytest
+collects every ``test_*`` below for your adapter::
+
+    class TestMyChainConformance(AdapterConformance):
+        amount = 10_000
+
+        async def new_adapter(self, role, stack): ...  # built on your node fixture, funded, not started
+        async def mine(self, blocks): ...
+        async def reorg(self, depth): ...
+        async def advance(self, by): ...
+
+The suite owns the adapters' lifecycle as the daemon does: ``start()``, then ``run()`` as a task it
+cancels before ``close()``. Two adapters with their own wallets on one node play the sender and the
+recipient of each HTLC. Every wait is bounded by ``wait_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import pytest
+
+from settlerd.adapters import ChainAdapter, ChainEvent, HtlcTerms, SignedTx
+
+from . import events
+from .events import Kind
+
+LONG = timedelta(hours=2)  # a timelock no test reaches
+SHORT = timedelta(minutes=30)  # a timelock the refund test reaches by ``advance``
+# How many times the refund test moves the chain on before a refund must be accepted: the adapters'
+# estimates are conservative (early), so the timelock may need a block or a few seconds more.
+REFUND_ATTEMPTS = 10
+
+
+@dataclass
+class Feed:
+    """One adapter's events in the order they came; each ``expect`` takes the earliest match not yet taken."""
+
+    adapter: ChainAdapter
+    wait_s: float
+    seen: list[ChainEvent] = field(default_factory=list)
+    _taken: set[int] = field(default_factory=set)
+    _stream: AsyncIterator[ChainEvent] | None = None
+
+    async def expect(
+        self, kind: Kind, hashlock: bytes | None = None, where: Callable[[ChainEvent], bool] = lambda e: True
+    ) -> ChainEvent:
+        """The first event of ``kind`` (for ``hashlock``) satisfying ``where``, in the scanner's order."""
+        return self.seen[await self._index(kind, hashlock, where)]
+
+    async def through(self, height: int) -> list[ChainEvent]:
+        """Every event the scanner reported before its first TIP at ``height`` or above."""
+        return self.seen[: await self._index(Kind.TIP, None, lambda e: e.height >= height)]
+
+    async def _index(self, kind: Kind, hashlock: bytes | None, where: Callable[[ChainEvent], bool]) -> int:
+        if self._stream is None:
+            self._stream = aiter(self.adapter.events())
+        i = 0
+        async with asyncio.timeout(self.wait_s):
+            while True:
+                while i >= len(self.seen):
+                    self.seen.append(await anext(self._stream))
+                event = self.seen[i]
+                wanted = events.kind(event) is kind and hashlock in (None, event.hashlock)
+                if wanted and i not in self._taken and where(event):
+                    self._taken.add(i)
+                    return i
+                i += 1
+
+
+@dataclass
+class Party:
+    adapter: ChainAdapter
+    feed: Feed
+    task: asyncio.Task[None]
+
+
+class AdapterConformance:
+    """Base class of an adapter's conformance tests; see the module's documentation."""
+
+    amount: ClassVar[int]  # base units of ``asset`` a lock moves; each wallet must hold several
+    asset: ClassVar[str | None] = None  # the asset locked, the chain's native one by default
+    finality_depth: ClassVar[int] = 2  # what the adapters were built with
+    wait_s: ClassVar[float] = 30.0  # the longest any event may take to be reported
+
+    # hooks
+
+    async def new_adapter(self, role: str, stack: contextlib.AsyncExitStack) -> ChainAdapter:
+        """A new adapter on the test node with a wallet of its own, funded and not started; ``stack``
+        takes whatever must be released after it is closed (a store, a temporary directory)."""
+        raise NotImplementedError
+
+    async def mine(self, blocks: int) -> None:
+        """Mine ``blocks`` blocks, including what the mempool holds."""
+        raise NotImplementedError
+
+    async def reorg(self, depth: int) -> None:
+        """Replace the last ``depth`` blocks by a longer branch."""
+        raise NotImplementedError
+
+    async def advance(self, by: timedelta) -> None:
+        """Move the chain's time on by at least ``by`` (blocks on a height-locked chain), with a new block."""
+        raise NotImplementedError
+
+    async def node_height(self) -> int:
+        """The node's best block height."""
+        raise NotImplementedError
+
+    async def chain_now(self) -> datetime:
+        """The time the adapters' timelock conversions count from: wall-clock by default."""
+        return datetime.now(UTC)
+
+    # fixtures
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    async def parties(cls) -> AsyncIterator[tuple[Party, Party]]:
+        """A sender and a recipient for every test of the class: wallets are funded once."""
+        suite = cls()
+        async with contextlib.AsyncExitStack() as stack:
+            sender = await suite._started("sender", stack)
+            recipient = await suite._started("recipient", stack)
+            yield sender, recipient
+
+    async def _started(self, role: str, stack: contextlib.AsyncExitStack) -> Party:
+        adapter = await self.new_adapter(role, stack)
+        stack.push_async_callback(adapter.close)
+        await adapter.start()
+        task = asyncio.create_task(adapter.run(), name=f"conformance-{role}-{adapter.name}")
+        stack.push_async_callback(_cancel, task)
+        return Party(adapter, Feed(adapter, self.wait_s), task)
+
+    # helpers
+
+    async def terms(
+        self, sender: Party, recipient: Party, *, within: timedelta = LONG
+    ) -> tuple[HtlcTerms, bytes]:
+        secret = os.urandom(32)
+        hashlock = hashlib.sha256(secret).digest()
+        s = sender.adapter
+        terms = HtlcTerms(
+            chain=s.name,
+            asset=self.asset or s.native_asset,
+            amount=self.amount,
+            hashlock=hashlock,
+            recipient=recipient.adapter.party(hashlock),
+            sender=s.party(hashlock),
+            timelock=await s.timelock_for(await self.chain_now() + within),
+        )
+        return terms, secret
+
+    async def locked(
+        self, sender: Party, recipient: Party, *, within: timedelta = LONG
+    ) -> tuple[HtlcTerms, bytes, SignedTx, ChainEvent]:
+        """A lock from sender to recipient, broadcast, mined and seen by both at its first confirmation."""
+        terms, secret = await self.terms(sender, recipient, within=within)
+        for party in (sender, recipient):
+            party.adapter.watch(terms)
+        tx = await sender.adapter.build_lock(terms)
+        await sender.adapter.broadcast(tx)
+        await self.mine(1)
+        seen = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
+        await sender.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
+        return terms, secret, tx, seen
+
+    async def mined(self, party: Party, blocks: int = 1) -> list[ChainEvent]:
+        """Mine ``blocks`` and return every event the party's scanner reported up to the new tip."""
+        await self.mine(blocks)
+        return await party.feed.through(await self.node_height())
+
+    # the contract
+
+    async def test_a_lock_is_seen_with_exact_terms_and_growing_depth(
+        self, parties: tuple[Party, Party]
+    ) -> None:
+        sender, recipient = parties
+        terms, _ = await self.terms(sender, recipient)
+        assert sender.adapter.check_terms(terms) == [] and recipient.adapter.check_terms(terms) == []
+        recipient.adapter.watch(terms)
+        tx = await sender.adapter.build_lock(terms)
+        assert tx.purpose == "lock" and tx.meta.get("htlc_id"), "a lock names the HTLC it creates"
+
+        # Signing is not broadcasting: a block later, nothing is locked.
+        before = await self.mined(recipient)
+        assert not [e for e in before if e.hashlock == terms.hashlock], "build_lock must only sign"
+
+        await sender.adapter.broadcast(tx)
+        await self.mine(1)
+        first = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
+        assert (first.htlc_id, first.txid) == (tx.meta["htlc_id"], tx.txid)
+        assert first.found == terms and first.amount == terms.amount
+        await self.mine(self.finality_depth)
+        depths = [first.confirmations]
+        while depths[-1] < self.finality_depth:
+            again = await recipient.feed.expect(Kind.LOCKED, terms.hashlock)
+            assert again.htlc_id == first.htlc_id and again.found == terms
+            depths.append(again.confirmations)
+        assert depths == sorted(set(depths)), f"depths are re-reported as they grow: {depths}"
+
+    async def test_a_claim_reveals_the_preimage(self, parties: tuple[Party, Party]) -> None:
+        sender, recipient = parties
+        terms, secret, _, lock = await self.locked(sender, recipient)
+        assert lock.htlc_id is not None
+        claim = await recipient.adapter.build_claim(terms, lock.htlc_id, secret)
+        assert claim.purpose == "claim"
+        assert await recipient.adapter.broadcast(claim) == claim.txid
+        await self.mine(1)
+        for party in (sender, recipient):
+            seen = await party.feed.expect(Kind.CLAIMED, terms.hashlock)
+            assert (seen.htlc_id, seen.txid, seen.preimage) == (lock.htlc_id, claim.txid, secret)
+
+    async def test_a_refund_is_refused_before_the_timelock_and_accepted_after(
+        self, parties: tuple[Party, Party]
+    ) -> None:
+        sender, recipient = parties
+        terms, _, _, lock = await self.locked(sender, recipient, within=SHORT)
+        assert lock.htlc_id is not None
+        assert (await sender.adapter.time_left(terms.timelock)).earliest > timedelta(0)
+        with pytest.raises(Exception) as refused:
+            await sender.adapter.broadcast(await sender.adapter.build_refund(terms, lock.htlc_id))
+        assert not isinstance(refused.value, AssertionError)
+
+        await self.advance((await sender.adapter.bounds_of(terms.timelock)).latest - await self.chain_now())
+        refund = None
+        for _ in range(REFUND_ATTEMPTS):
+            with contextlib.suppress(Exception):
+                refund = await sender.adapter.build_refund(terms, lock.htlc_id)
+                await sender.adapter.broadcast(refund)
+                break
+            await self.advance(timedelta(minutes=1))
+        assert refund is not None, "a refund must be accepted once the timelock has passed"
+        await self.mine(1)
+        txid = refund.txid
+        for party in (sender, recipient):
+            seen = await party.feed.expect(Kind.REFUNDED, terms.hashlock, lambda e: e.txid == txid)
+            assert seen.htlc_id == lock.htlc_id
+
+    async def test_broadcasting_twice_is_harmless(self, parties: tuple[Party, Party]) -> None:
+        sender, recipient = parties
+        terms, secret = await self.terms(sender, recipient)
+        recipient.adapter.watch(terms)
+        tx = await sender.adapter.build_lock(terms)
+        assert await sender.adapter.broadcast(tx) == tx.txid
+        assert await sender.adapter.broadcast(tx) == tx.txid
+        await self.mine(1)
+        lock = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
+        assert lock.htlc_id is not None
+        await self.mine(1)
+        assert await sender.adapter.broadcast(tx) == tx.txid, "a mined transaction again is harmless"
+        claim = await recipient.adapter.build_claim(terms, lock.htlc_id, secret)
+        for _ in range(2):
+            assert await recipient.adapter.broadcast(claim) == claim.txid
+        seen = await self.mined(recipient)
+        locks = {e.htlc_id for e in seen if events.kind(e) is Kind.LOCKED and e.hashlock == terms.hashlock}
+        assert locks == {lock.htlc_id}, "one HTLC, however often its lock was broadcast"
+        claimed = await recipient.feed.expect(Kind.CLAIMED, terms.hashlock)
+        assert claimed.txid == claim.txid
+
+    async def test_a_reorg_undoes_a_lock(self, parties: tuple[Party, Party]) -> None:
+        sender, recipient = parties
+        terms, _, tx, lock = await self.locked(sender, recipient)
+        await self.reorg(await self.node_height() - lock.height + 1)
+        undone = await recipient.feed.expect(Kind.REORGED, terms.hashlock)
+        assert (undone.undoes, undone.htlc_id, undone.txid) == (Kind.LOCKED, lock.htlc_id, tx.txid)
+        assert undone.block_hash == lock.block_hash
+        # A chain that mines the lock again on the new branch reports it again, from another block.
+        reported = await self.mined(recipient)
+        after = reported[next(i for i, e in enumerate(reported) if e is undone) + 1 :]
+        for event in after:
+            if events.kind(event) is Kind.LOCKED and event.hashlock == terms.hashlock:
+                assert event.block_hash != lock.block_hash, "a lock undone by a reorg came back unchanged"
+
+    async def test_only_watched_terms_are_reported(self, parties: tuple[Party, Party]) -> None:
+        sender, recipient = parties
+        unwatched, _ = await self.terms(sender, recipient)
+        recipient.adapter.watch(unwatched)
+        recipient.adapter.unwatch(unwatched.hashlock)
+        short, _ = await self.terms(sender, recipient)
+        recipient.adapter.watch(short)  # the lock below pays less than these terms ask
+        for terms, amount in ((unwatched, self.amount), (short, self.amount - 1)):
+            await sender.adapter.broadcast(await sender.adapter.build_lock(replace(terms, amount=amount)))
+        reported = await self.mined(recipient)
+        assert not [e for e in reported if e.hashlock == unwatched.hashlock], "an unwatched HTLC was reported"
+        for event in reported:
+            if event.hashlock == short.hashlock:  # reported with what it pays, or not at all
+                assert event.found is not None and event.found.amount == self.amount - 1, event
+
+    async def test_check_terms_refuses_malformed_terms(self, parties: tuple[Party, Party]) -> None:
+        sender, recipient = parties
+        good, _ = await self.terms(sender, recipient)
+        adapter = recipient.adapter
+        assert adapter.check_terms(good) == []
+        cases = {
+            "recipient": replace(good, recipient="not-a-party"),
+            "sender": replace(good, sender=""),
+            "asset": replace(good, asset="NO-SUCH-ASSET"),
+            "amount": replace(good, amount=0),
+            "timelock": replace(good, timelock=-1),
+        }
+        for field_name, terms in cases.items():
+            problems = adapter.check_terms(terms)
+            assert problems and all(p.startswith(f"{field_name}:") for p in problems), (field_name, problems)
+        assert [p for p in adapter.check_terms(replace(good, timelock=2**64)) if p.startswith("timelock:")]
+
+    async def test_timelock_conversions_are_monotone_and_conservative(
+        self, parties: tuple[Party, Party]
+    ) -> None:
+        adapter = parties[0].adapter
+        now = await self.chain_now()
+        deadlines = [now + timedelta(minutes=m) for m in (10, 11, 60, 600, 6000)]
+        timelocks = [await adapter.timelock_for(d) for d in deadlines]
+        assert timelocks == sorted(timelocks) and timelocks[0] < timelocks[-1]
+        bounds = [await adapter.bounds_of(t) for t in timelocks]
+        for deadline, bound in zip(deadlines, bounds, strict=True):
+            assert bound.earliest >= deadline, "a refund may never open before its deadline"
+            assert bound.latest >= bound.earliest and 0 <= bound.probability < 1
+        for attr in ("earliest", "latest"):
+            opens = [getattr(b, attr) for b in bounds]
+            assert opens == sorted(opens), attr
+        left = [await adapter.time_left(t) for t in timelocks]
+        assert [t.earliest for t in left] == sorted(t.earliest for t in left) and left[
+            0
+        ].earliest > timedelta(0)
+        assert all(t.latest >= t.earliest for t in left)
+        assert left[2].earliest <= timedelta(minutes=61), "time left is counted from the chain's tip"
+
+    async def test_lifecycle_start_run_close(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            never_started = await self.new_adapter("never-started", stack)
+            await never_started.close()  # closing what never started is allowed
+
+            adapter = await self.new_adapter("lifecycle", stack)
+            tasks = asyncio.all_tasks()
+            await adapter.start()
+            assert asyncio.all_tasks() == tasks, "start() creates no task: the owner runs run()"
+            feed = Feed(adapter, self.wait_s)
+            for _ in range(2):  # the owner restarts run() after it ended; it picks up where it was
+                task = asyncio.create_task(adapter.run(), name="conformance-lifecycle")
+                await self.mine(1)
+                await feed.through(await self.node_height())
+                assert not task.done(), "run() runs until cancelled"
+                await _cancel(task)
+                assert task.cancelled(), "run() lets its cancellation out"
+            await adapter.close()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
