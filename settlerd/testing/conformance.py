@@ -1,16 +1,23 @@
 """The tests every ``ChainAdapter`` must pass, run by each adapter package against its own node.
 
 Subclass ``AdapterConformance`` in a test module (its name must start with ``Test``), give the class
-attributes and implement the four hooks (``new_adapter``, ``mine``, ``reorg``, ``advance``), and pytest
-collects every ``test_*`` below for your adapter::
+attributes and implement the hooks (``new_adapter``, ``mine``, ``reorg``, ``advance``, ``node_height``;
+``fund`` and ``chain_now`` when the defaults do not fit), and pytest collects every ``test_*`` below for
+your adapter. Hooks reach the node fixture through the class: an autouse class-scoped fixture of the
+subclass puts it there::
 
     class TestMyChainConformance(AdapterConformance):
         amount = 10_000
 
-        async def new_adapter(self, role, stack): ...  # built on your node fixture, funded, not started
+        @pytest.fixture(scope="class", autouse=True)
+        @classmethod
+        def node(cls, my_node): cls.my_node = my_node
+
+        async def new_adapter(self, role, stack): ...  # built on self.my_node, funded, not started
         async def mine(self, blocks): ...
         async def reorg(self, depth): ...
         async def advance(self, by): ...
+        async def node_height(self): ...
 
 The suite owns the adapters' lifecycle as the daemon does: ``start()``, then ``run()`` as a task it
 cancels before ``close()``. Two adapters with their own wallets on one node play the sender and the
@@ -112,6 +119,10 @@ class AdapterConformance:
         """Move the chain's time on by at least ``by`` (blocks on a height-locked chain), with a new block."""
         raise NotImplementedError
 
+    async def fund(self, adapter: ChainAdapter) -> None:
+        """Fund a started adapter's wallet, for an adapter that must be started to name its address;
+        ``new_adapter`` may fund it instead. The suite then waits for the scanner to reach the node's tip."""
+
     async def node_height(self) -> int:
         """The node's best block height."""
         raise NotImplementedError
@@ -138,7 +149,10 @@ class AdapterConformance:
         await adapter.start()
         task = asyncio.create_task(adapter.run(), name=f"conformance-{role}-{adapter.name}")
         stack.push_async_callback(_cancel, task)
-        return Party(adapter, Feed(adapter, self.wait_s), task)
+        party = Party(adapter, Feed(adapter, self.wait_s), task)
+        await self.fund(adapter)
+        await self.mined(party)
+        return party
 
     # helpers
 
@@ -272,7 +286,6 @@ class AdapterConformance:
         await self.reorg(await self.node_height() - lock.height + 1)
         undone = await recipient.feed.expect(Kind.REORGED, terms.hashlock)
         assert (undone.undoes, undone.htlc_id, undone.txid) == (Kind.LOCKED, lock.htlc_id, tx.txid)
-        assert undone.block_hash == lock.block_hash
         # A chain that mines the lock again on the new branch reports it again, from another block.
         reported = await self.mined(recipient)
         after = reported[next(i for i, e in enumerate(reported) if e is undone) + 1 :]
@@ -332,7 +345,8 @@ class AdapterConformance:
             0
         ].earliest > timedelta(0)
         assert all(t.latest >= t.earliest for t in left)
-        assert left[2].earliest <= timedelta(minutes=61), "time left is counted from the chain's tip"
+        # Converted and read back by the same tip, an hour stays at least an hour (less the test's own time).
+        assert left[2].earliest >= timedelta(minutes=59), left[2]
 
     async def test_lifecycle_start_run_close(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
