@@ -11,10 +11,12 @@ strips and turns into the entry's priority, so ``journalctl -p warning`` works o
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from typing import IO, Any
 
 REDACTED = "[redacted]"
 LEVELS = ("debug", "info", "warning", "error")
+PRIVATE_MODE = 0o600
 
 # A field is secret when one of the words of its name is one of these (``mqtt_password``, ``evmPrivateKey``).
 SECRET_WORDS = frozenset(
@@ -211,7 +214,16 @@ class _StreamHandler(logging.StreamHandler[IO[str]]):
 
 
 class _FileHandler(logging.FileHandler):
-    """A log file that can be reopened after logrotate moved it away."""
+    """A log file that can be reopened after logrotate moved it away, created readable by its owner only
+    (swap ids, addresses and amounts are nobody else's business), whatever the umask."""
+
+    def _open(self) -> io.TextIOWrapper:
+        try:
+            fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        except FileExistsError:
+            return super()._open()
+        os.fchmod(fd, PRIVATE_MODE)  # a umask can only take bits away; this also undoes an odd one
+        return io.TextIOWrapper(open(fd, "ab"), encoding=self.encoding, errors=self.errors)
 
     def reopen(self) -> None:
         self.acquire()
@@ -318,7 +330,23 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(number)
     logging.captureWarnings(True)
+    if not prefix:  # the journal is no file of ours
+        _warn_if_shared(handler.stream if isinstance(handler, logging.StreamHandler) else None)
     return LogControl(handler, redactor, file)
+
+
+def _warn_if_shared(stream: IO[str] | None) -> None:
+    """Warn when the log is a file other users can read: one created before, or a redirected stderr."""
+    try:
+        st = os.fstat(stream.fileno()) if stream is not None else None
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file descriptor
+    if st is None or not stat.S_ISREG(st.st_mode) or not stat.S_IMODE(st.st_mode) & 0o077:
+        return
+    logging.getLogger("settlerd.logs").warning(
+        "the log file is mode %04o: other users of this machine can read it; chmod 600 it",
+        stat.S_IMODE(st.st_mode),
+    )
 
 
 class ContextLogger(logging.LoggerAdapter[logging.Logger]):

@@ -7,7 +7,9 @@ transaction starts with ``BEGIN IMMEDIATE`` and takes the write lock before it r
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .errors import StoreError
 
+log = logging.getLogger("settlerd.store")
+
 # A second process holding the write lock (another daemon, a backup, the audit) is waited for this
 # long before a write fails; long enough to ride out a checkpoint, short enough to surface a stuck peer.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 # A PostgreSQL server that does not answer fails start-up after this long instead of asyncpg's 60 s.
 PG_CONNECT_TIMEOUT_S = 10
+
+# The database holds live preimages: only its owner may read it. SQLite gives the -wal and -shm files
+# it creates the database file's mode, so creating that one private covers all three.
+PRIVATE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm")
 
 # Execution option naming how the SQLite begin hook opens a transaction.
 BEGIN_OPTION = "settlerd_begin"
@@ -98,10 +107,43 @@ def create_engine(target: Target) -> AsyncEngine:
         return create_async_engine(
             target.url, pool_pre_ping=True, connect_args={"timeout": PG_CONNECT_TIMEOUT_S}
         )
+    private_database(target.sqlite_path)
     engine = create_async_engine(target.url)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def private_database(path: Path) -> None:
+    """Create the database file mode 0600 whatever the umask; warn when an existing one is not private."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
+            warn_if_shared(file, "the database (it holds live preimages)")
+        return
+    except OSError as exc:
+        raise StoreError(f"database {path}: cannot create ({exc.strerror or exc})") from None
+    try:
+        os.fchmod(fd, PRIVATE_MODE)  # a umask can only take bits away; this also undoes an odd one
+    finally:
+        os.close(fd)
+
+
+def warn_if_shared(path: Path, what: str) -> None:
+    """Log a warning when ``path`` exists and its group or other users have any access to it."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "%s is mode %04o: other users of this machine can read %s; run chmod 600 %s",
+            path,
+            mode,
+            what,
+            path,
+        )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

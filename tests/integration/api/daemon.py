@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import socket
 import sys
@@ -31,14 +32,19 @@ class Daemon:
     db: Path
     config: Path
     read_token_file: Path
+    trade_token: str = ""
     process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        with self.config.with_suffix(".log").open("ab") as log:
+        # Private, as an operator's would be: the daemon warns about a log other users can read.
+        log = os.open(self.config.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "settlerd", "run", "--config", str(self.config),
                 stdout=asyncio.subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
+        finally:
+            os.close(log)
         deadline = time.monotonic() + START_TIMEOUT_S
         async with aiohttp.ClientSession() as session:
             while True:
@@ -75,21 +81,31 @@ class Daemon:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(tmp_path: Path, node_id: str, *, mqtt: bool = False) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    tmp_path: Path, node_id: str, *, mqtt: bool = False, trading: bool = False, api: str = ""
+) -> AsyncIterator[Daemon]:
+    """``trading`` gives the daemon a node key, so trade routes are served (with no chain configured);
+    ``api`` adds lines to its ``[api]`` table."""
     port = free_port()
     read_token, trade_token = "venue-token-" + node_id, "desk-token-" + node_id
     token_file = tmp_path / "read.token"
     token_file.write_text(read_token + "\n")
     desk_tokens = tmp_path / "tokens.toml"  # the tokens_file form, for one of the two
     desk_tokens.write_text(_token_table("desk", "trade", trade_token))
+    engine = ""
+    if trading:
+        key_file = tmp_path / "node-key"
+        key_file.write_text(hashlib.sha256(node_id.encode()).hexdigest() + "\n")
+        key_file.chmod(0o600)
+        engine = f'[engine]\nnode_key_file = "{key_file}"\n'
     config = tmp_path / "settlerd.toml"
     config.write_text(
         f'node_id = "{node_id}"\n[store]\nurl = "sqlite:///{tmp_path / "daemon.sqlite3"}"\n'
-        f'[api]\nport = {port}\ntokens_file = "{desk_tokens}"\n'
+        f'[api]\nport = {port}\ntokens_file = "{desk_tokens}"\n{api}\n'
         f"{_token_table('venue', 'read', read_token, prefix='api.')}"
-        f"[mqtt]\nenabled = {'true' if mqtt else 'false'}\n"
+        f"[mqtt]\nenabled = {'true' if mqtt else 'false'}\n{engine}"
     )
-    daemon = Daemon(f"http://127.0.0.1:{port}", tmp_path / "daemon.sqlite3", config, token_file)
+    daemon = Daemon(f"http://127.0.0.1:{port}", tmp_path / "daemon.sqlite3", config, token_file, trade_token)
     await daemon.start()
     try:
         yield daemon
