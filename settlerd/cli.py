@@ -60,10 +60,15 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from settlerd import daemon
+    from settlerd.api.streams import fit_descriptors
 
     settings = _load(args.config)
     if isinstance(settings, int):
         return settings
+    problem = fit_descriptors(settings.api)
+    if problem is not None:
+        print(f"{args.config}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     control = logs.setup_logging(settings.log.level)
 
     def on_sighup() -> None:

@@ -110,6 +110,15 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
+    max_streams_per_token: int = Field(
+        default=16, ge=1, description="Open event streams one token may hold; more get 429."
+    )
+    max_streams: int = Field(
+        default=256,
+        ge=1,
+        description="Open event streams in all; more get 503. Must fit under the open files limit with "
+        "512 descriptors to spare, or the daemon refuses to start.",
+    )
 
     @model_validator(mode="after")
     def _load_tokens_file(self) -> ApiSettings:

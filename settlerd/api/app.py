@@ -14,11 +14,12 @@ from settlerd.store import Store
 
 from . import events, ops, swaps, trade
 from .auth import ROUTE_SCOPES, TOKENS, Scope, bearer_auth
-from .context import FEED, METRICS, READINESS, SETTINGS, STORE
-from .errors import body_limit, json_errors
+from .context import FEED, METRICS, READINESS, SETTINGS, STORE, STREAMS
+from .errors import body_limit, json_errors, quiet_bad_requests
 from .feed import LogFeed, feed_context
 from .metrics import Metrics
 from .readiness import Readiness, store_writable
+from .streams import StreamSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ def make_app(
     checks and gauges show in ``/v1/ready`` and ``/metrics``; the store's check is always added.
     """
     max_body = settings.api.max_body_bytes
+    quiet_bad_requests()
     app = web.Application(
         client_max_size=max_body, middlewares=[json_errors, body_limit(max_body), bearer_auth]
     )
@@ -73,6 +75,7 @@ def make_app(
     app[READINESS].add("store", store_writable(store))
     app[METRICS] = metrics or Metrics()
     app[FEED] = feed = LogFeed(store)
+    app[STREAMS] = StreamSlots(settings.api.max_streams_per_token, settings.api.max_streams)
     app.cleanup_ctx.append(feed_context(feed))
     app.on_shutdown.append(_end_streams)
     app[ROUTE_SCOPES] = {}

@@ -25,6 +25,8 @@ REALM = "settlerd"
 # Which scope each route needs; a route missing from it (health, the OpenAPI document) needs none.
 ROUTE_SCOPES: web.AppKey[dict[web.AbstractRoute, Scope]] = web.AppKey("route_scopes", dict)
 TOKENS: web.AppKey[list[ApiToken]] = web.AppKey("tokens", list)
+# The name of the token a request was let in with (routes that need a scope only).
+TOKEN_NAME: web.RequestKey[str] = web.RequestKey("token_name", str)
 
 
 def token_hash(token: str) -> str:
@@ -64,7 +66,8 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
         raise ApiError(401, "a bearer token is required", "Authorization", _challenge())
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
-    if scheme.lower() != "bearer" or not presented:
+    # Tokens are printable ASCII; other bytes (aiohttp passes non-UTF-8 ones as surrogates) cannot match.
+    if scheme.lower() != "bearer" or not presented or not (presented.isascii() and presented.isprintable()):
         raise ApiError(
             401,
             "the Authorization header must be 'Bearer TOKEN'",
@@ -82,4 +85,5 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
             "Authorization",
             _challenge("insufficient_scope", required),
         )
+    request[TOKEN_NAME] = token.name
     return await handler(request)

@@ -10,9 +10,11 @@ from settlerd.store import Store
 from .feed import LogFeed
 from .metrics import Metrics
 from .readiness import Readiness
+from .streams import StreamSlots
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 FEED: web.AppKey[LogFeed] = web.AppKey("feed", LogFeed)
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+STREAMS: web.AppKey[StreamSlots] = web.AppKey("streams", StreamSlots)

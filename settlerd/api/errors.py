@@ -10,9 +10,11 @@ import logging
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 log = logging.getLogger("settlerd.api")
+SERVER_LOG = logging.getLogger("aiohttp.server")  # where aiohttp reports requests it could not parse
 
 
 class ApiError(Exception):
@@ -79,3 +81,24 @@ def body_limit(max_bytes: int) -> Middleware:
         return await handler(request)
 
     return refuse_large
+
+
+class QuietBadRequests(logging.Filter):
+    """A request aiohttp cannot parse (a NUL in a header, a bad chunk) is the client's error, answered 400.
+
+    aiohttp logs each with a traceback at error level, so anyone, without a token, could fill the log
+    with alarms; this makes it one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or exc.code >= 500:
+            return True
+        record.msg, record.args = f"{record.getMessage()}: {exc.code} {exc.message}", None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = record.exc_text = None
+        return SERVER_LOG.isEnabledFor(logging.DEBUG)
+
+
+def quiet_bad_requests() -> None:
+    if not any(isinstance(f, QuietBadRequests) for f in SERVER_LOG.filters):
+        SERVER_LOG.addFilter(QuietBadRequests())

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from aiohttp import web
 
 from settlerd.status_doc import event_document
+from settlerd.swap import Status, is_terminal
 
 from . import params
-from .context import FEED, STORE
+from .auth import TOKEN_NAME
+from .context import FEED, STORE, STREAMS
 from .errors import ApiError
 
 SSE_TYPE = "text/event-stream"
@@ -22,16 +25,20 @@ RECONNECT_MS = 2000  # what EventSource clients wait before reconnecting
 
 async def swap_events(request: web.Request) -> web.StreamResponse:
     swap_id = params.swap_id(request.match_info["id"])
+    params.reject_unknown(request.query, ("after", "limit"))
+    after = params.sequence(params.single(request.query, "after"), "after")
+    limit = params.limit(params.single(request.query, "limit"), default=params.MAX_LIMIT)
+    # Checked on pages too, so that a bad one is refused whatever the Accept header says.
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is not None:
+        # Empty is what EventSource sends before it has seen an id: from the start (or `after`).
+        last_event_id = last_event_id.strip() or None
+    resume = params.sequence(last_event_id, "Last-Event-ID") if last_event_id is not None else None
     store = request.app[STORE]
     if await store.get_swap(swap_id) is None:
         raise ApiError(404, f"no swap {swap_id}", "id")
     if SSE_TYPE in request.headers.get("Accept", ""):
-        params.reject_unknown(request.query, ())
-        after = params.sequence(request.headers.get("Last-Event-ID"), "Last-Event-ID")
-        return await _stream(request, swap_id, after)
-    params.reject_unknown(request.query, ("after", "limit"))
-    after = params.sequence(params.single(request.query, "after"), "after")
-    limit = params.limit(params.single(request.query, "limit"), default=params.MAX_LIMIT)
+        return await _stream(request, swap_id, after if resume is None else resume)
     events = await store.events(after_seq=after, swap_id=swap_id, limit=limit)
     next_after = events[-1].seq if len(events) == limit else None
     return web.json_response(
@@ -40,27 +47,49 @@ async def swap_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, swap_id: str, after: int) -> web.StreamResponse:
+    """Every event after ``after``, live; the stream ends once the swap is terminal and all is sent.
+
+    A stream holds one of its token's slots (``api.max_streams_per_token``) until it ends; one whose
+    client went away is noticed, and its slot freed, at the next keepalive at the latest."""
     store, feed = request.app[STORE], request.app[FEED]
+    response: web.StreamResponse | None = None
+    last = after
+    with contextlib.ExitStack() as slot:
+        while not feed.closing:
+            changed = feed.changed()
+            # The status is read before the events: once it is terminal, the events read next include
+            # every event up to the one that made it so.
+            swap = await store.get_swap(swap_id)
+            ended = swap is None or is_terminal(Status(swap.status))
+            events = await store.events(after_seq=last, swap_id=swap_id, limit=SSE_BATCH)
+            if response is None:
+                if ended and not events:
+                    # Nothing will ever come: 204 tells EventSource clients to stop reconnecting.
+                    return web.Response(status=204)
+                slot.enter_context(request.app[STREAMS].hold(request[TOKEN_NAME]))
+                response = await _open(request)
+            try:
+                for event in events:
+                    data = json.dumps(event_document(event), separators=(",", ":"))
+                    await response.write(f"id: {event.seq}\ndata: {data}\n\n".encode())
+                    last = event.seq
+                if events:
+                    continue
+                if ended:
+                    break
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+            except ConnectionError:
+                break  # the client went away; nothing to clean up
+    return response if response is not None else web.Response(status=204)
+
+
+async def _open(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": SSE_TYPE, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
     await response.write(f"retry: {RECONNECT_MS}\n\n".encode())
-    last = after
-    try:
-        while not feed.closing:
-            changed = feed.changed()
-            events = await store.events(after_seq=last, swap_id=swap_id, limit=SSE_BATCH)
-            for event in events:
-                data = json.dumps(event_document(event), separators=(",", ":"))
-                await response.write(f"id: {event.seq}\ndata: {data}\n\n".encode())
-                last = event.seq
-            if events:
-                continue
-            try:
-                await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-    except ConnectionError:
-        pass  # the client went away; nothing to clean up
     return response

@@ -7,9 +7,21 @@ from functools import cache
 from typing import Any
 
 from settlerd import __version__
+from settlerd.engine.documents import AcceptanceDoc, OfferDoc
 from settlerd.swap import Status
 
-from .params import DEFAULT_LIMIT, MAX_LIMIT
+from .params import (
+    CURSOR_MAX_LENGTH,
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_COUNTERPARTY,
+    MAX_LIMIT,
+    RFC3339_PATTERN,
+    STATUSES,
+    SWAP_ID_PATTERN,
+)
+from .streams import RETRY_AFTER_S
+from .trade import MAX_AMOUNT_DIGITS, MAX_REASON, MAX_TEXT
 
 JSON = "application/json"
 
@@ -26,8 +38,8 @@ def _json(description: str, schema: dict[str, Any], **extra: Any) -> dict[str, A
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(description, _ref("Error"))
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return _json(description, _ref("Error"), **extra)
 
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -40,7 +52,13 @@ _ID_PARAM = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"},
+    "schema": {"type": "string", "pattern": SWAP_ID_PATTERN},
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "description": f"Seconds to wait before trying again ({RETRY_AFTER_S}).",
+    }
 }
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
 
@@ -183,27 +201,44 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+
+def _document_schemas() -> dict[str, Any]:
+    """The signed trade documents, from the very models the daemon parses them with."""
+    found: dict[str, Any] = {}
+    for model in (OfferDoc, AcceptanceDoc):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        found.update(schema.pop("$defs", {}))
+        schema["description"] = "A signed trade document, passed on unchanged (docs/api.md)."
+        found[model.__name__] = schema
+    return found
+
+
+_SCHEMAS.update(_document_schemas())
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
 _LEG_REQUEST = {
     "type": "object",
     "required": ["chain", "asset", "amount"],
     "additionalProperties": False,
     "properties": {
-        "chain": {"type": "string", "description": "A configured chain name."},
-        "asset": {"type": "string", "description": "BTC, ETH or an ERC-20 contract address."},
-        "amount": {"type": "string", "pattern": "^[0-9]+$", "description": "Base units."},
+        "chain": {**_TEXT, "description": "A configured chain name."},
+        "asset": {**_TEXT, "description": "BTC, ETH or an ERC-20 contract address."},
+        "amount": {
+            "type": "string",
+            "pattern": "^0*[1-9][0-9]*$",
+            "maxLength": MAX_AMOUNT_DIGITS,
+            "description": "Base units, a positive whole number in decimal.",
+        },
     },
 }
-_DOCUMENT = {
-    "type": "object",
-    "required": ["type", "version", "swap_id", "signature"],
-    "description": "A signed trade document (settlerd.offer or settlerd.acceptance), passed on unchanged.",
-}
 _TRADE_ERRORS = {
-    "400": _error("Malformed input or a document that does not verify; `field` names it."),
+    "400": _error("The request does not match this description; `field` names what."),
     "409": _error("The swap's state does not allow this (already known, accepted, locked or ended)."),
+    "413": _error("The body is larger than api.max_body_bytes."),
     "415": _error("The body is not application/json."),
     "422": _error(
-        "The terms break the timelock policy, name a chain not configured here, or hold a leg its chain "
+        "Well formed, but refused: a signature that does not verify, a document that does not match, "
+        "terms that break the timelock policy, name a chain not configured here, or hold a leg its chain "
         "cannot carry (an amount out of range, an unknown asset); `field` names it."
     ),
     **_AUTH_ERRORS,
@@ -248,15 +283,15 @@ _PATHS: dict[str, Any] = {
     "/v1/offers/accept": {
         "post": {
             "summary": "Participant: accept an offer; returns the signed acceptance to send back.",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _DOCUMENT}}},
-            "responses": {"201": _json("The signed acceptance.", _DOCUMENT), **_TRADE_ERRORS},
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("OfferDoc")}}},
+            "responses": {"201": _json("The signed acceptance.", _ref("AcceptanceDoc")), **_TRADE_ERRORS},
         }
     },
     "/v1/swaps/{id}/acceptance": {
         "post": {
             "summary": "Initiator: register the participant's acceptance; leg 1 is locked next.",
             "parameters": [_ID_PARAM],
-            "requestBody": {"required": True, "content": {JSON: {"schema": _DOCUMENT}}},
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("AcceptanceDoc")}}},
             "responses": {
                 "200": _json("The swap.", _ref("Swap")),
                 "404": _error("No such swap."),
@@ -266,17 +301,19 @@ _PATHS: dict[str, Any] = {
     },
     "/v1/swaps/{id}/cancel": {
         "post": {
-            "summary": "Cancel a swap that has locked none of our funds yet.",
+            "summary": "Cancel a swap that has locked none of our funds yet. The body is optional.",
             "parameters": [_ID_PARAM],
             "requestBody": {
+                "required": False,
                 "content": {
                     JSON: {
                         "schema": {
                             "type": "object",
-                            "properties": {"reason": {"type": "string", "maxLength": 500}},
+                            "additionalProperties": False,
+                            "properties": {"reason": {"type": "string", "maxLength": MAX_REASON}},
                         }
                     }
-                }
+                },
             },
             "responses": {
                 "200": _json("The swap.", _ref("Swap")),
@@ -326,7 +363,7 @@ _PATHS: dict[str, Any] = {
                             "required": ["counterparty", "give", "get"],
                             "additionalProperties": False,
                             "properties": {
-                                "counterparty": {"type": "string"},
+                                "counterparty": {**_TEXT, "description": "Its node id."},
                                 "give": _LEG_REQUEST,
                                 "get": _LEG_REQUEST,
                             },
@@ -334,7 +371,7 @@ _PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"201": _json("The signed offer.", _DOCUMENT), **_TRADE_ERRORS},
+            "responses": {"201": _json("The signed offer.", _ref("OfferDoc")), **_TRADE_ERRORS},
         },
         "get": {
             "summary": "Swaps, oldest first, filtered, one page at a time.",
@@ -342,12 +379,23 @@ _PATHS: dict[str, Any] = {
                 {
                     "name": "status",
                     "in": "query",
-                    "schema": {"type": "string"},
-                    "description": "One or more statuses, comma-separated.",
+                    "style": "form",
+                    "explode": False,
+                    "schema": {"type": "array", "minItems": 1, "items": {"enum": list(STATUSES)}},
+                    "description": "One or more statuses, comma-separated (no spaces).",
                 },
-                {"name": "counterparty", "in": "query", "schema": {"type": "string"}},
-                {"name": "created_since", "in": "query", "schema": _TIME},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "counterparty",
+                    "in": "query",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_COUNTERPARTY},
+                },
+                {"name": "created_since", "in": "query", "schema": {**_TIME, "pattern": RFC3339_PATTERN}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": CURSOR_MAX_LENGTH},
+                    "description": "A `next_cursor` passed back unchanged.",
+                },
                 {"name": "limit", "in": "query", "schema": {**_LIMIT, "default": DEFAULT_LIMIT}},
             ],
             "responses": {
@@ -381,7 +429,8 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "The swap's timeline; with `Accept: text/event-stream`, a live SSE stream.",
             "description": "SSE events carry `id:` = the event's seq and `data:` = an Event; reconnecting "
-            "with `Last-Event-ID` resumes after that event.",
+            "with `Last-Event-ID` resumes after that event (without it, after `after`). A stream ends "
+            "once the swap is terminal and every event is sent; `limit` applies to pages only.",
             "parameters": [
                 _ID_PARAM,
                 {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
@@ -400,8 +449,14 @@ _PATHS: dict[str, Any] = {
                         "text/event-stream": {"schema": {"type": "string"}},
                     },
                 },
+                "204": {"description": "Stream only: the swap is terminal and nothing is left to send."},
                 "400": _error("A bad `after`, `limit` or `Last-Event-ID`."),
                 "404": _error("No such swap."),
+                "429": _error(
+                    "Stream only: this token has api.max_streams_per_token streams open.",
+                    headers=_RETRY_AFTER,
+                ),
+                "503": _error("Stream only: api.max_streams streams are open.", headers=_RETRY_AFTER),
                 **_AUTH_ERRORS,
             },
         }

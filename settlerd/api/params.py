@@ -1,9 +1,12 @@
-"""Query parameters and headers, checked one by one; each refusal names the field and the problem."""
+"""Query parameters and headers, checked one by one; each refusal names the field and the problem.
+
+Each check accepts exactly what the OpenAPI document describes (the patterns below are in it too), so
+a request the document calls valid is never refused with 400, and one it calls invalid always is.
+"""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -16,9 +19,27 @@ from .errors import ApiError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200  # each listed swap costs a legs query: keep one page cheap
-SWAP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # the store keeps ids of up to 64 chars
+SWAP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # the store keeps ids of up to 64 chars
+# ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits that int() refuses.
+DIGITS_PATTERN = r"^[0-9]+$"
+# Event sequence numbers are SQLite/PostgreSQL 64-bit signed integers: none is larger.
+MAX_SEQ = 2**63 - 1
+MAX_COUNTERPARTY = 128  # what trade capture takes as a counterparty name
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+# A cursor is "v1:" and the last id of the page, base64url without padding: the prefix encodes to "djE6"
+# exactly, and no unpadded base64 text is one character past a multiple of four.
 _CURSOR_PREFIX = "v1:"
-_STATUSES = frozenset(str(status) for status in Status)
+_CURSOR_HEAD = base64.urlsafe_b64encode(_CURSOR_PREFIX.encode()).decode()
+CURSOR_PATTERN = rf"^{_CURSOR_HEAD}(?:[A-Za-z0-9_-]{{4}})*[A-Za-z0-9_-]{{2,4}}$"
+CURSOR_MAX_LENGTH = 90  # the encoding of the prefix and the longest id
+STATUSES = tuple(str(status) for status in Status)
+
+SWAP_ID = re.compile(SWAP_ID_PATTERN)
+DIGITS = re.compile(DIGITS_PATTERN)
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def reject_unknown(query: MultiMapping[str], allowed: Collection[str]) -> None:
@@ -36,7 +57,8 @@ def single(query: MultiMapping[str], name: str) -> str | None:
 
 
 def swap_id(value: str) -> str:
-    if not SWAP_ID.match(value):
+    # fullmatch: a "$" alone would let a final newline through.
+    if not SWAP_ID.fullmatch(value):
         raise ApiError(400, "not a swap id: letters, digits and '_.:-', at most 64 characters", "id")
     return value
 
@@ -44,49 +66,64 @@ def swap_id(value: str) -> str:
 def limit(value: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not DIGITS.fullmatch(value) or not 1 <= _bounded_int(value, maximum) <= maximum:
         raise ApiError(400, f"must be a whole number from 1 to {maximum}, got {value!r}", "limit")
-    number = int(value)
-    if not 1 <= number <= maximum:
-        raise ApiError(400, f"must be from 1 to {maximum}, got {number}", "limit")
-    return number
+    return int(value)
 
 
 def sequence(value: str | None, field: str) -> int:
-    """An event sequence number (``after``, ``Last-Event-ID``); absent means from the start."""
-    if value is None or value.strip() == "":
+    """An event sequence number (``after``, ``Last-Event-ID``); absent means from the start.
+
+    One past the largest sequence number there can be is as good as that largest: nothing comes after."""
+    if value is None:
         return 0
-    if not value.strip().isdigit():
+    if not DIGITS.fullmatch(value):
         raise ApiError(400, f"must be an event sequence number (a whole number), got {value!r}", field)
-    return int(value)
+    return min(_bounded_int(value, MAX_SEQ), MAX_SEQ)
+
+
+def _bounded_int(digits: str, maximum: int) -> int:
+    """``int(digits)``, or ``maximum + 1`` for a number too long to be in range (and for int() to take)."""
+    stripped = digits.lstrip("0") or "0"
+    return int(stripped) if len(stripped) <= len(str(maximum)) else maximum + 1
 
 
 def statuses(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    wanted = [part.strip() for part in value.split(",") if part.strip()]
-    unknown = [part for part in wanted if part not in _STATUSES]
-    if not wanted or unknown:
+    wanted = value.split(",")
+    unknown = [part for part in wanted if part not in STATUSES]
+    if unknown:
         raise ApiError(
             400,
-            f"unknown status {', '.join(map(repr, unknown)) or '(empty)'}; "
-            f"one or more (comma-separated) of {', '.join(sorted(_STATUSES))}",
+            f"unknown status {', '.join(map(repr, unknown))}; one or more of "
+            f"{', '.join(sorted(STATUSES))}, separated by commas without spaces",
             "status",
         )
     return wanted
+
+
+def counterparty(value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= MAX_COUNTERPARTY:
+        raise ApiError(
+            400, f"must be a counterparty name of 1 to {MAX_COUNTERPARTY} characters", "counterparty"
+        )
+    return value
 
 
 def created_since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not _RFC3339.fullmatch(value):
+            raise ValueError
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(
-            400, f"not an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z: {value!r}", "created_since"
+            400,
+            f"not an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z: {value!r}",
+            "created_since",
         ) from None
-    if parsed.tzinfo is None:
-        raise ApiError(400, "give a time zone, e.g. a trailing Z for UTC", "created_since")
     return parsed.astimezone(UTC)
 
 
@@ -95,14 +132,14 @@ def encode_cursor(last_id: str) -> str:
 
 
 def decode_cursor(value: str | None) -> str | None:
-    """The id the next page starts after; opaque to clients, who pass back ``next_cursor`` as given."""
+    """The id the next page starts after; opaque to clients, who pass back ``next_cursor`` as given.
+
+    A well-formed cursor this API never returned names no swap: its page is empty."""
     if value is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    last_id = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not SWAP_ID.match(last_id):
+    if len(value) > CURSOR_MAX_LENGTH or not _CURSOR.fullmatch(value):
         raise ApiError(400, "not a cursor this API returned; pass next_cursor back unchanged", "cursor")
-    return last_id
+    text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode(errors="replace")
+    last_id = text.removeprefix(_CURSOR_PREFIX)
+    # No swap has the empty id; passing the text on instead could put a NUL in a PostgreSQL query.
+    return last_id if SWAP_ID.fullmatch(last_id) else ""

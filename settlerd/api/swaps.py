@@ -62,7 +62,7 @@ async def list_swaps(request: web.Request) -> web.Response:
     store = request.app[STORE]
     page = await store.list_swaps(
         status=params.statuses(params.single(query, "status")),
-        counterparty=params.single(query, "counterparty"),
+        counterparty=params.counterparty(params.single(query, "counterparty")),
         created_since=params.created_since(params.single(query, "created_since")),
         after=params.decode_cursor(params.single(query, "cursor")),
         limit=limit + 1,  # one more than asked says whether another page exists

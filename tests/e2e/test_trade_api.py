@@ -50,7 +50,7 @@ async def test_capture_answers_as_documented(
     assert (status, again["field"]) == (409, "swap_id")
     tampered = {**offer, "terms": {**offer["terms"], "leg1": {**offer["terms"]["leg1"], "amount": "1"}}}
     status, refused = await client.call(b, "POST", "/v1/offers/accept", tampered)
-    assert (status, refused["field"]) == (400, "signature")
+    assert (status, refused["field"]) == (422, "signature")
 
     status, swap = await client.call(a, "POST", f"/v1/swaps/{offer['swap_id']}/acceptance", acceptance)
     assert status == 200 and swap["status"] in ("accepted", "leg1_locking", "leg1_locked")

@@ -183,6 +183,7 @@ def test_unit_has_the_service_contract_the_daemon_relies_on() -> None:
     assert unit_setting("NotifyAccess") == ["main"]
     assert unit_setting("DynamicUser") == ["yes"]
     assert unit_setting("StateDirectory") == ["settlerd"]
+    assert unit_setting("LimitNOFILE") == ["8192"]  # room for api.max_streams and the reserve
     assert unit_setting("ExecStart") == ["/usr/bin/settlerd run --config /etc/settlerd/settlerd.toml"]
     assert {c.split(":", 1)[0] for c in unit_setting("LoadCredential")} == {
         "node-key",

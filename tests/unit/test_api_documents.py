@@ -69,10 +69,11 @@ def test_foreign_cursors_are_refused(cursor: str) -> None:
 
 
 def test_status_filter_takes_the_vocabulary_only() -> None:
-    assert params.statuses("offered, completed") == ["offered", "completed"]
-    with pytest.raises(ApiError) as caught:
-        params.statuses("offered,done")
-    assert "'done'" in caught.value.error
+    assert params.statuses("offered,completed") == ["offered", "completed"]
+    for listed, wrong in (("offered,done", "'done'"), ("offered, completed", "' completed'"), ("", "''")):
+        with pytest.raises(ApiError) as caught:
+            params.statuses(listed)
+        assert wrong in caught.value.error
 
 
 def test_created_since_needs_a_time_zone() -> None:
