@@ -47,6 +47,7 @@ async def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
             "--seed", "13", "--workers", "1", "--request-timeout", "10",
             "--suppress-health-check", "all",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,  # where it keeps its own state (.schemathesis/)
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
         report = out.decode(errors="replace")
