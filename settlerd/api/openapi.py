@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from settlerd import __version__
-from settlerd.engine.documents import AcceptanceDoc, OfferDoc
+from settlerd.engine.documents import NODE_ID, AcceptanceDoc, OfferDoc
 from settlerd.swap import Status
 
 from .params import (
@@ -363,7 +363,11 @@ _PATHS: dict[str, Any] = {
                             "required": ["counterparty", "give", "get"],
                             "additionalProperties": False,
                             "properties": {
-                                "counterparty": {**_TEXT, "description": "Its node id."},
+                                "counterparty": {
+                                    "type": "string",
+                                    "pattern": NODE_ID,
+                                    "description": "Its node id.",
+                                },
                                 "give": _LEG_REQUEST,
                                 "get": _LEG_REQUEST,
                             },

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from settlerd.store import Event, Leg, Store
 
 SECRET = bytes(range(32))  # a recognisable preimage: no response may ever contain it
-HASHLOCK = bytes.fromhex("ae216c2ef5247a3782c135efa279a3e4cdc61094270f5d2be58c6204b7a612c9")
 WEI_AMOUNT = 60_000 * 10**18 + 1  # past 64 bits: must survive as a decimal string
 
 # A happy path as the initiator sees it: (status, event kind, leg changes).
@@ -31,6 +31,7 @@ HAPPY_PATH: list[tuple[str, str, dict[int, dict[str, object]]]] = [
 
 
 def legs(swap_id: str, now: datetime) -> list[Leg]:
+    hashlock = hashlib.sha256(swap_id.encode()).digest()  # one swap per hashlock: the store refuses a second
     return [
         Leg(
             swap_id=swap_id,
@@ -38,7 +39,7 @@ def legs(swap_id: str, now: datetime) -> list[Leg]:
             chain="bitcoin",
             asset="BTC",
             amount=100_000_000,
-            hashlock=HASHLOCK,
+            hashlock=hashlock,
             sender="bcrt1qinitiator",
             recipient="bcrt1qparticipant",
             timelock=1_000,
@@ -50,7 +51,7 @@ def legs(swap_id: str, now: datetime) -> list[Leg]:
             chain="evm",
             asset="USDC",
             amount=WEI_AMOUNT,
-            hashlock=HASHLOCK,
+            hashlock=hashlock,
             sender="0xparticipant",
             recipient="0xinitiator",
             timelock=1_900_000_000,
