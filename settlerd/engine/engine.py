@@ -2,8 +2,10 @@
 
 Each input (a chain event, a timer tick, a trade-capture request, the result of an action) is one
 ``step``; the new state and its event are written in one transaction (S6) before any action runs, and
-every signed transaction is journaled before it is broadcast (S4). Actions that could not finish are
-found again from the state on the next tick, so a failed broadcast or a crash is retried, never lost.
+every signed transaction is journaled before it is broadcast (S4). Actions go to their chain's worker
+(``workers``): following a chain and ticking never wait for a node to sign or broadcast, so a hung node
+delays only its own chain's spends. Actions that could not finish are found again from the state on the
+next tick, so a failed broadcast or a crash is retried, never lost.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from settlerd.swap import Leg, Spend, SwapState
 
 from . import records
 from .executor import Executor
+from .live_checks import LiveChecks
 from .records import LiveSwap
 from .risk import Limits, RiskCheck
+from .workers import ChainWorker, Job
 
 log = logging.getLogger("settlerd.engine")
 
@@ -71,7 +75,10 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
         self._wakeups = tuple(wakeups)  # set after every logged change: they wake the publishers
-        self.executor = Executor(self, RiskCheck(self, limits))
+        live_checks = LiveChecks(self.adapters, clock, self._live)
+        risk = RiskCheck(self._live, self.adapters, limits)
+        self.executor = Executor(store, self.adapters, clock, self._live, self.apply, risk, live_checks)
+        self.workers = {name: ChainWorker(name, self.executor.carry_out) for name in self.adapters}
 
     # Reading
 
@@ -93,8 +100,9 @@ class Engine:
         return count
 
     async def retry_unfinished(self) -> None:
+        """Queue what every live swap asked for and was not yet sent; the workers start with ``run``."""
         for swap_id in list(self._live):
-            await self.executor.retry(swap_id)
+            self._retry(swap_id)
 
     async def restore(self) -> int:
         """Rebuild every live swap from the log and watch its legs again. Touches no chain: adapters may
@@ -204,7 +212,7 @@ class Engine:
                 " (reorg)" if result.change.reorg else "",
                 extra={"swap_id": swap_id, "chain": _chain_of(live.state, event), "txid": txid},
             )
-        await self._act(live, result.actions)
+        self._act(live, result.actions)
         if swap.is_terminal(live.state.status):
             self._live.pop(swap_id, None)
             self._locks.pop(swap_id, None)
@@ -233,7 +241,7 @@ class Engine:
                 updates.append((record.txid, TxStatus.DROPPED))
         return updates
 
-    async def _act(self, live: LiveSwap, actions: tuple[swap.Action, ...]) -> None:
+    def _act(self, live: LiveSwap, actions: tuple[swap.Action, ...]) -> None:
         for action in actions:
             match action:
                 case swap.Watch(leg=leg):
@@ -242,8 +250,30 @@ class Engine:
                     self._unwatch(live.state, leg)
                 case swap.Alert(code=code, message=message):
                     log.warning("%s (%s)", message, code, extra={"swap_id": live.state.swap_id})
-                case _:
-                    await self.executor.start(live.state.swap_id, action)
+                case swap.LockLeg(leg=leg):
+                    self._submit(live.state, leg, Spend.LOCK)
+                case swap.ClaimLeg(leg=leg):
+                    self._submit(live.state, leg, Spend.CLAIM)
+                case swap.RefundLeg(leg=leg):
+                    self._submit(live.state, leg, Spend.REFUND)
+
+    def _submit(self, state: SwapState, leg: Leg, spend: Spend) -> None:
+        terms = state.terms.leg(leg)
+        self.workers[terms.chain].submit(Job(state.swap_id, leg, spend, terms.deadline))
+
+    def _retry(self, swap_id: str) -> None:
+        """Whatever the state asked for and was not yet sent: queue it (again)."""
+        live = self._live.get(swap_id)
+        if live is None:
+            return
+        for leg in (Leg.ONE, Leg.TWO):
+            facts = live.state.leg(leg)
+            if facts.lock_requested and not facts.lock_sent:
+                self._submit(live.state, leg, Spend.LOCK)
+            if facts.claim_requested and not facts.claim_sent:
+                self._submit(live.state, leg, Spend.CLAIM)
+            if facts.refund_requested and not facts.refund_sent:
+                self._submit(live.state, leg, Spend.REFUND)
 
     # Chain events and ticks
 
@@ -293,14 +323,13 @@ class Engine:
         return None
 
     async def tick(self) -> None:
-        """Re-evaluate deadlines of every live swap and retry unfinished actions."""
+        """Re-evaluate deadlines of every live swap and queue unfinished actions again."""
         now = self.clock()
-        # S3: claims whose deadline is nearest go first, ahead of every other swap's work.
+        # S3: claims whose deadline is nearest are queued first; each chain's worker keeps that order.
         for swap_id in sorted(self._live, key=self._claim_deadline):
             if swap_id in self._live:
                 await self._guarded_apply(swap_id, swap.Tick(now))
-            if swap_id in self._live:
-                await self.executor.retry(swap_id)
+            self._retry(swap_id)
 
     async def _guarded_apply(self, swap_id: str, event: swap.Event, *, txid: str | None = None) -> None:
         # One swap's failure (a defect, a store error) must not end the chain follower or the ticker
@@ -328,8 +357,9 @@ class Engine:
             await self.tick()
 
     async def run(self) -> None:
-        """Follow every chain and tick, until cancelled."""
+        """Follow every chain, tick, and carry out each chain's actions in its worker, until cancelled."""
         async with asyncio.TaskGroup() as tasks:
             for name, adapter in self.adapters.items():
                 tasks.create_task(self._follow(adapter), name=f"engine-follow-{name}")
+                tasks.create_task(self.workers[name].run(), name=f"engine-worker-{name}")
             tasks.create_task(self._ticker(), name="engine-ticker")

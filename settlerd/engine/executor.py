@@ -1,117 +1,69 @@
-"""Carrying out lock, claim and refund actions with write-ahead (S4).
+"""Carrying out lock, claim and refund actions with write-ahead (S4), one job of a chain's worker at a time.
 
 For every spend: look for a transaction already journaled for that swap, leg and purpose; if there is
 none, build and sign one and journal it; only then broadcast. A crash anywhere in between ends in the
 same journaled transaction being broadcast again, never in a second funding of the same leg. A failure
-(node down, refund still non-final) is logged and retried on the next tick. Right before the secret is
-revealed (the claim of leg 2) and before leg 2 is locked, the live chain has the last word
-(``live_checks``): a withheld reveal waits for the next tick, a refused lock becomes ``LockRefused``.
+(node down, refund still non-final) is raised to the worker and retried from the state on a later tick.
+Right before the secret is revealed (the claim of leg 2) the live chain has the last word (``live_checks``):
+a withheld reveal waits for the next tick. A lock is checked right before it is built and again right
+before it is broadcast (``lock_timing``, ``risk``): a refusal becomes ``LockRefused``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from settlerd import swap
-from settlerd.adapters import HtlcSpent, SignedTx
-from settlerd.store import TxStatus
+from settlerd.adapters import ChainAdapter, SignedTx
+from settlerd.store import Store, TxStatus
 from settlerd.swap import Leg, Spend
 
 from . import records
 from .live_checks import LiveChecks
+from .lock_timing import LockTiming
+from .ports import Apply, Clock, LiveSwaps
 from .risk import RiskCheck
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .workers import Job
 
 log = logging.getLogger("settlerd.engine.executor")
 
-# A failing action is retried every tick; saying so once a minute is enough for the operator.
-FAILURE_LOG_INTERVAL_S = 60.0
-
 
 class Executor:
-    def __init__(self, engine: Engine, risk: RiskCheck) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, ChainAdapter],
+        clock: Clock,
+        live: LiveSwaps,
+        apply: Apply,
+        risk: RiskCheck,
+        live_checks: LiveChecks,
+    ) -> None:
+        self._store = store
+        self._adapters = adapters
+        self._clock = clock
+        self._live = live
+        self._apply = apply
         self._risk = risk
-        self._live_checks = LiveChecks(engine)
-        self._busy: set[tuple[str, Leg, Spend]] = set()
-        self._last_failure_log: dict[tuple[str, Leg, Spend], float] = {}
+        self._live_checks = live_checks
+        self._timing = LockTiming(clock, live_checks)
 
-    async def start(self, swap_id: str, action: swap.Action) -> None:
-        match action:
-            case swap.LockLeg(leg=leg):
-                await self._guarded(swap_id, leg, Spend.LOCK)
-            case swap.ClaimLeg(leg=leg):
-                await self._guarded(swap_id, leg, Spend.CLAIM)
-            case swap.RefundLeg(leg=leg):
-                await self._guarded(swap_id, leg, Spend.REFUND)
-
-    async def retry(self, swap_id: str) -> None:
-        """Whatever the state asked for and was not yet sent: do it (again)."""
-        live = self._engine._live.get(swap_id)
+    async def carry_out(self, job: Job) -> None:
+        """Do ``job`` on the swap's state as it is now; a failure raises, to be retried on a later tick."""
+        live = self._live.get(job.swap_id)
         if live is None:
-            return
-        for leg in (Leg.ONE, Leg.TWO):
-            facts = live.state.leg(leg)
-            if facts.lock_requested and not facts.lock_sent:
-                await self._guarded(swap_id, leg, Spend.LOCK)
-            if facts.claim_requested and not facts.claim_sent:
-                await self._guarded(swap_id, leg, Spend.CLAIM)
-            if facts.refund_requested and not facts.refund_sent:
-                await self._guarded(swap_id, leg, Spend.REFUND)
-
-    async def _guarded(self, swap_id: str, leg: Leg, spend: Spend) -> None:
-        key = (swap_id, leg, spend)
-        if key in self._busy:
-            return
-        self._busy.add(key)
-        try:
-            await self._carry_out(swap_id, leg, spend)
-            self._last_failure_log.pop(key, None)
-        except HtlcSpent as exc:  # not a failure: the spend's chain event is on its way
-            log.info(
-                "swap %s: %s of leg %s not sent: %s", swap_id, spend, leg, exc, extra={"swap_id": swap_id}
-            )
-        except Exception as exc:  # a node or adapter failure: the next tick retries from the state
-            now = time.monotonic()
-            if now - self._last_failure_log.get(key, -FAILURE_LOG_INTERVAL_S) >= FAILURE_LOG_INTERVAL_S:
-                self._last_failure_log[key] = now
-                log.warning(
-                    "swap %s: %s of leg %s failed, retrying every tick: %s",
-                    swap_id,
-                    spend,
-                    leg,
-                    exc,
-                    extra={"swap_id": swap_id},
-                )
-        finally:
-            self._busy.discard(key)
-
-    async def _journaled(self, swap_id: str, leg: Leg, spend: Spend) -> SignedTx | None:
-        txs = await self._engine.store.signed_txs(swap_id=swap_id)
-        candidates = [t for t in txs if t.leg == int(leg) and t.purpose == spend.value]
-        live_ones = [t for t in candidates if t.status not in (TxStatus.REPLACED, TxStatus.DROPPED)]
-        return live_ones[-1].as_signed_tx() if live_ones else None
-
-    async def _carry_out(self, swap_id: str, leg: Leg, spend: Spend) -> None:
-        engine = self._engine
-        live = engine.live(swap_id)
+            return  # the swap ended while the job waited
+        swap_id, leg, spend = job.swap_id, job.leg, job.spend
         state = live.state
-        adapter = engine.adapters[state.terms.leg(leg).chain]
+        adapter = self._adapters[state.terms.leg(leg).chain]
         terms = records.htlc_terms(state, leg)
         tx = await self._journaled(swap_id, leg, spend)
         if tx is None:
             if spend is Spend.LOCK:
-                refusal = await self._risk.refusal(state, leg)
-                if refusal is None and leg is Leg.TWO:
-                    refusal = await self._live_checks.leg2_lock_refusal(state)
-                if refusal is not None:
-                    await engine.apply(swap_id, swap.LockRefused(engine.clock(), leg, refusal))
+                tx = await self._new_lock(swap_id, leg, adapter)
+                if tx is None:
                     return
-                tx = await adapter.build_lock(terms)
             else:
                 htlc_id = state.leg(leg).htlc_id
                 if htlc_id is None:
@@ -125,10 +77,61 @@ class Executor:
                     tx = await adapter.build_claim(terms, htlc_id, state.secret)
                 else:
                     tx = await adapter.build_refund(terms, htlc_id)
-            async with engine.store.write() as w:
+                await self._journal(tx, swap_id, leg)
+        await self._broadcast(swap_id, leg, spend, adapter, tx)
+
+    async def _new_lock(self, swap_id: str, leg: Leg, adapter: ChainAdapter) -> SignedTx | None:
+        """Check, build, check again and journal a lock; None when it was refused (``LockRefused``)."""
+        state = self._live[swap_id].state
+        refusal = await self._timing.refusal(state, leg) or await self._risk.refusal(state, leg)
+        if refusal is not None:
+            await self._apply(swap_id, swap.LockRefused(self._clock(), leg, refusal))
+            return None
+        tx = await adapter.build_lock(records.htlc_terms(state, leg))
+        current = self._live.get(swap_id)
+        refusal = await self._timing.refusal(current.state if current else state, leg)
+        if refusal is not None and tx.nonce is None:
+            # Signed, never handed to a node: journaled as dropped in one write, so no rebroadcaster
+            # ever sends it, and nothing of the leg is on any chain.
+            async with self._store.write() as w:
                 await w.record_signed_tx(tx, swap_id=swap_id, leg=int(leg))
+                await w.mark_tx(tx.txid, TxStatus.DROPPED, chain=tx.chain)
+            await self._apply(swap_id, swap.LockRefused(self._clock(), leg, refusal))
+            return None
+        if refusal is not None:
+            # The lock holds the account's next nonce: withheld, it would leave a gap that blocks every
+            # later transaction of the account, claims and refunds included. It goes out and the swap
+            # refunds it at its deadline.
+            log.warning(
+                "swap %s: %s; the lock on %s holds nonce %s, so it is broadcast all the same and "
+                "refunded after %s",
+                swap_id,
+                refusal,
+                tx.chain,
+                tx.nonce,
+                state.terms.leg(leg).deadline.isoformat(),
+                extra={"swap_id": swap_id, "chain": tx.chain},
+            )
+        await self._journal(tx, swap_id, leg)
+        return tx
+
+    async def _journaled(self, swap_id: str, leg: Leg, spend: Spend) -> SignedTx | None:
+        """The newest journaled version of this spend that is still live. A lock found here was handed to
+        a node before (or may have been, before a crash): it is committed and only ever broadcast again."""
+        txs = await self._store.signed_txs(swap_id=swap_id)
+        candidates = [t for t in txs if t.leg == int(leg) and t.purpose == spend.value]
+        live_ones = [t for t in candidates if t.status not in (TxStatus.REPLACED, TxStatus.DROPPED)]
+        return live_ones[-1].as_signed_tx() if live_ones else None
+
+    async def _journal(self, tx: SignedTx, swap_id: str, leg: Leg) -> None:
+        async with self._store.write() as w:
+            await w.record_signed_tx(tx, swap_id=swap_id, leg=int(leg))
+
+    async def _broadcast(
+        self, swap_id: str, leg: Leg, spend: Spend, adapter: ChainAdapter, tx: SignedTx
+    ) -> None:
         await adapter.broadcast(tx)
-        async with engine.store.write() as w:
+        async with self._store.write() as w:
             await w.mark_tx(tx.txid, TxStatus.BROADCAST, chain=tx.chain)
         log.info(
             "swap %s: %s of leg %s broadcast on %s: %s",
@@ -139,13 +142,13 @@ class Executor:
             tx.txid,
             extra={"swap_id": swap_id, "chain": tx.chain, "txid": tx.txid},
         )
-        at = engine.clock()
+        at = self._clock()
         if spend is Spend.LOCK:
             htlc_id = str(tx.meta.get("htlc_id") or "")
             if not htlc_id:
                 raise RuntimeError(f"adapter {adapter.name} signed a lock without naming its HTLC id")
-            await engine.apply(swap_id, swap.LockBroadcast(at, leg, tx.txid, htlc_id))
+            await self._apply(swap_id, swap.LockBroadcast(at, leg, tx.txid, htlc_id))
         elif spend is Spend.CLAIM:
-            await engine.apply(swap_id, swap.ClaimBroadcast(at, leg, tx.txid))
+            await self._apply(swap_id, swap.ClaimBroadcast(at, leg, tx.txid))
         else:
-            await engine.apply(swap_id, swap.RefundBroadcast(at, leg, tx.txid))
+            await self._apply(swap_id, swap.RefundBroadcast(at, leg, tx.txid))

@@ -10,19 +10,21 @@ leg 2's earliest for the reveal, leg 2's latest against leg 1's earliest for the
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
+from settlerd.adapters import ChainAdapter
 from settlerd.swap import SwapState
 
-if TYPE_CHECKING:
-    from .engine import Engine
+from .ports import Clock, LiveSwaps
 
 log = logging.getLogger("settlerd.engine.live_checks")
 
 
 class LiveChecks:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, adapters: Mapping[str, ChainAdapter], clock: Clock, live: LiveSwaps) -> None:
+        self._adapters = adapters
+        self._clock = clock
+        self._live = live
         self._warned: set[str] = set()  # swaps whose withheld reveal was already reported
 
     async def may_reveal(self, state: SwapState) -> bool:
@@ -31,12 +33,12 @@ class LiveChecks:
         A refusal leaves the claim requested: every tick looks again, and the swap ends by leg 1's refund.
         """
         terms = state.terms.leg2
-        left = (await self._engine.adapters[terms.chain].time_left(terms.timelock)).earliest
+        left = (await self._adapters[terms.chain].time_left(terms.timelock)).earliest
         if left >= state.policy.min_time_to_reveal:
             return True
         if state.swap_id not in self._warned:
             # Ended swaps leave the set whenever another one joins it.
-            self._warned = (self._warned & set(self._engine.live_ids())) | {state.swap_id}
+            self._warned = (self._warned & set(self._live)) | {state.swap_id}
             log.warning(
                 "swap %s: leg 2's refund on %s may be valid in %s by the chain's tip, less than the %s our "
                 "claim needs; the secret stays hidden and leg 1 will be refunded after %s",
@@ -57,10 +59,10 @@ class LiveChecks:
         of leg 1 confirmed, counted from leg 1's earliest refund time by its chain's live tip.
         """
         one, two = state.terms.leg1, state.terms.leg2
-        adapters = self._engine.adapters
+        adapters = self._adapters
         leg1_left = (await adapters[one.chain].time_left(one.timelock)).earliest
         leg2_left = (await adapters[two.chain].time_left(two.timelock)).latest
-        now = self._engine.clock()
+        now = self._clock()
         if two.latest is not None:
             leg2_left = max(leg2_left, two.latest - now)
         needed = leg2_left + state.policy.leg1_claim_margin

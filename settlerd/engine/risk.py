@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from settlerd.adapters import ChainAdapter
 from settlerd.swap import Leg, SwapState
 
-if TYPE_CHECKING:
-    from .engine import Engine
+from .ports import LiveSwaps
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,16 @@ def _in_flight(state: SwapState) -> bool:
 
 
 class RiskCheck:
-    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
-        self._engine = engine
+    def __init__(
+        self, live: LiveSwaps, adapters: Mapping[str, ChainAdapter], limits: Limits | None = None
+    ) -> None:
+        self._live = live
+        self._adapters = adapters
         self._limits = limits or Limits()
 
     def exposure(self, key: str, counterparty: str | None = None) -> int:
         total = 0
-        for live in self._engine._live.values():
+        for live in self._live.values():
             state = live.state
             terms = state.terms.leg(state.role.own_leg)
             if asset_key(terms.chain, terms.asset) != key or not _in_flight(state):
@@ -54,7 +56,7 @@ class RiskCheck:
         """Why we must not lock ``leg`` now, or None."""
         terms = state.terms.leg(leg)
         key = asset_key(terms.chain, terms.asset)
-        counterparty = self._engine.live(state.swap_id).counterparty
+        counterparty = self._live[state.swap_id].counterparty
         # The swap being locked is already marked requested, so it counts in its own exposure.
         cap = self._limits.per_asset.get(key)
         if cap is not None and self.exposure(key) > cap:
@@ -65,7 +67,7 @@ class RiskCheck:
                 f"in-flight {key} with {counterparty} would be {self.exposure(key, counterparty)}, "
                 f"above the limit {cap}"
             )
-        balance = await self._engine.adapters[terms.chain].spendable(terms.asset)
+        balance = await self._adapters[terms.chain].spendable(terms.asset)
         if balance < terms.amount:
             return f"spendable {key} balance {balance} is below the amount {terms.amount}"
         return None

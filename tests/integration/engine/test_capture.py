@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from settlerd.engine import CaptureError, DocumentError, LegRequest, Limits, OfferRequest
+from settlerd.swap import Status
 
 from .conftest import MakeDesk
+from .test_settle import wait_status
 
 
 def unsigned(document: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +77,8 @@ async def test_limits_and_balance_refuse_a_lock_with_the_reason(make_desk: MakeD
             OfferRequest(b.name, give, LegRequest("usd", token.address, 10))
         )
         await desk.capture.register_acceptance(offer["swap_id"], await b.capture.accept_offer(offer))
-        row = await desk.store.get_swap(offer["swap_id"])
-        assert row is not None and row.status == "cancelled"
+        # The lock is the chain worker's job: the refusal follows the acceptance, it does not end it.
+        assert await wait_status(desk, offer["swap_id"], Status.CANCELLED) == Status.CANCELLED
         events = await desk.store.events(swap_id=offer["swap_id"], limit=None)
         refused = [e for e in events if e.kind == "lock_refused"]
         assert len(refused) == 1 and reason in refused[0].payload["event"]["reason"], refused
