@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from eth_account import Account
@@ -25,6 +26,7 @@ from settlerd.store import Store
 from settlerd.supervisor import ChainLoop
 from settlerd.swap import Policy
 from tests.fixtures.anvil import Anvil
+from tests.fixtures.node_gate import NodeGate
 from tests.integration.evm.conftest import htlc_address, send, token, w3
 
 __all__ = ["htlc_address", "token", "w3"]
@@ -113,9 +115,11 @@ async def make_desk(
         limits: Limits | None = None,
         url: str | None = None,
         counterparties: dict[str, str] | None = None,
+        rpc_urls: Mapping[str, str] | None = None,
     ) -> Desk:
         """A new desk, or with ``like`` the same desk restarted on its database and keys (or, with a
-        PostgreSQL ``url``, a replica of it). Without ``counterparties`` it trades with anyone."""
+        PostgreSQL ``url``, a replica of it). Without ``counterparties`` it trades with anyone.
+        ``rpc_urls`` puts a chain's node behind another URL (a proxy a test controls)."""
         keys = like.keys if like else {"eth": await fresh_keys(), "usd": await fresh_keys()}
         node_key = like.node_key if like else NodeKey(secrets.token_bytes(32))
         store = await Store.open(url or str(tmp_path / f"{name}.sqlite3"))
@@ -123,7 +127,7 @@ async def make_desk(
             chain: EvmAdapter(
                 EvmSettings.from_mapping(
                     {
-                        "rpc_url": anvil.rpc_url,
+                        "rpc_url": (rpc_urls or {}).get(chain, anvil.rpc_url),
                         "contract": htlc_address,
                         "private_key": keys[chain],
                         "name": chain,
@@ -182,6 +186,17 @@ async def stop(desk: Desk) -> None:
     for adapter in desk.adapters.values():
         await adapter.close()
     await desk.store.close()
+
+
+@pytest.fixture
+async def gate(anvil: Anvil) -> AsyncIterator[NodeGate]:
+    """A proxy in front of anvil that a test makes hang or go down; give its URL to a desk's chain."""
+    port = urlsplit(anvil.rpc_url).port
+    assert port is not None
+    proxy = NodeGate(port)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 @pytest.fixture
