@@ -21,7 +21,8 @@ from datetime import datetime
 from settlerd.adapters import HtlcSpent
 from settlerd.swap import Leg, Spend
 
-log = logging.getLogger("settlerd.engine.workers")
+# What became of an action is logged under the executor's name, as it always was: operators filter on it.
+log = logging.getLogger("settlerd.engine.executor")
 
 # A failing action is retried every tick; saying so once a minute is enough for the operator.
 FAILURE_LOG_INTERVAL_S = 60.0

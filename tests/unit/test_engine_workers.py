@@ -99,7 +99,7 @@ async def test_work_queued_or_running_is_not_queued_again() -> None:
 async def test_a_failing_job_is_logged_once_a_minute_and_the_queue_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="settlerd.engine.workers")
+    caplog.set_level(logging.WARNING, logger="settlerd.engine.executor")
     recorder = Recorder()
     recorder.fail = {"broken"}
     worker = ChainWorker("btc", recorder)
