@@ -76,8 +76,8 @@ class Engine:
         self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
         self._wakeups = tuple(wakeups)  # set after every logged change: they wake the publishers
         live_checks = LiveChecks(self.adapters, clock, self._live)
-        risk = RiskCheck(self._live, self.adapters, limits)
-        self.executor = Executor(store, self.adapters, clock, self._live, self.apply, risk, live_checks)
+        self._risk = RiskCheck(self._live, self.adapters, limits)
+        self.executor = Executor(store, self.adapters, clock, self._live, self.apply, self._risk, live_checks)
         self.workers = {name: ChainWorker(name, self.executor.carry_out) for name in self.adapters}
 
     # Reading
@@ -251,6 +251,7 @@ class Engine:
                 case swap.Alert(code=code, message=message):
                     log.warning("%s (%s)", message, code, extra={"swap_id": live.state.swap_id})
                 case swap.LockLeg(leg=leg):
+                    self._risk.asked(live.state.swap_id)
                     self._submit(live.state, leg, Spend.LOCK)
                 case swap.ClaimLeg(leg=leg):
                     self._submit(live.state, leg, Spend.CLAIM)

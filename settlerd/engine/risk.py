@@ -40,6 +40,15 @@ class RiskCheck:
         self._live = live
         self._adapters = adapters
         self._limits = limits or Limits()
+        # Locks asked for since start whose check has not run yet: they wait in their chain's worker and
+        # must not count against the swaps checked before them, or a burst would refuse the first comers.
+        # One chain's locks are checked one at a time, so none is admitted unseen. After a restart every
+        # requested lock counts, as it may already be on its way.
+        self._unchecked: set[str] = set()
+
+    def asked(self, swap_id: str) -> None:
+        """The state machine asked to lock our leg of ``swap_id``; its check is still to come."""
+        self._unchecked.add(swap_id)
 
     def exposure(self, key: str, counterparty: str | None = None) -> int:
         total = 0
@@ -48,12 +57,16 @@ class RiskCheck:
             terms = state.terms.leg(state.role.own_leg)
             if asset_key(terms.chain, terms.asset) != key or not _in_flight(state):
                 continue
+            if state.swap_id in self._unchecked:
+                continue
             if counterparty is None or live.counterparty == counterparty:
                 total += terms.amount
         return total
 
     async def refusal(self, state: SwapState, leg: Leg) -> str | None:
         """Why we must not lock ``leg`` now, or None."""
+        self._unchecked &= set(self._live)  # swaps that ended (refused on timing) leave
+        self._unchecked.discard(state.swap_id)
         terms = state.terms.leg(leg)
         key = asset_key(terms.chain, terms.asset)
         counterparty = self._live[state.swap_id].counterparty

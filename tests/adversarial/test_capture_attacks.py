@@ -12,8 +12,10 @@ import asyncpg
 import pytest
 
 from settlerd.engine import CaptureError, LegRequest, Limits, OfferRequest
+from settlerd.swap import Status
 from tests.integration.engine import conftest as engine_fixtures
 from tests.integration.engine.conftest import Desk, MakeDesk
+from tests.integration.engine.test_settle import wait_status
 
 # The engine tests' desks (two engines on one anvil), taken into this module by name.
 clock, fresh_keys, make_desk = engine_fixtures.clock, engine_fixtures.fresh_keys, engine_fixtures.make_desk
@@ -80,6 +82,9 @@ async def test_concurrent_acceptances_sharing_a_hashlock_make_one_swap(
     ]
 
 
+LOCKED = (Status.LEG1_LOCKING, Status.LEG1_LOCKED, Status.LEG1_FINAL)
+
+
 async def test_an_asset_spelled_differently_counts_against_the_same_limit(
     make_desk: MakeDesk, token: Any
 ) -> None:
@@ -94,6 +99,8 @@ async def test_an_asset_spelled_differently_counts_against_the_same_limit(
         await a.capture.register_acceptance(offer["swap_id"], await b.capture.accept_offer(offer))
         swap_ids.append(offer["swap_id"])
 
+    for swap_id in swap_ids:  # each lock is its chain worker's job, checked one after the other
+        await wait_status(a, swap_id, Status.CANCELLED, *LOCKED)
     locked = [s for s in swap_ids if await a.store.signed_txs(swap_id=s)]
     assert len(locked) == 1, f"{len(locked)} locks of 1 ETH under a 1 ETH cap"
     for swap_id in swap_ids:
