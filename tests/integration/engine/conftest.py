@@ -94,7 +94,8 @@ async def fresh_keys(anvil: Anvil, w3: AsyncWeb3, token: Any) -> Callable[[], Aw
     async def make() -> str:
         key = "0x" + secrets.token_hex(32)
         address = Account.from_key(key).address
-        await send(w3, anvil.keys[0], {"to": address, "value": FUNDING_WEI})
+        # Set, not sent: the dev account's 10,000 ETH would run dry over a session of many desks.
+        anvil.rpc("anvil_setBalance", address, hex(FUNDING_WEI))
         data = token.encode_abi("mint", [address, TOKEN_UNITS])
         await send(w3, anvil.keys[0], {"to": token.address, "data": data})
         return key
