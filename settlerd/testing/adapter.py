@@ -34,7 +34,7 @@ from .scanner import Scanner
 
 ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 # The largest amount one HTLC may carry; anything above is a unit mistake.
-MAX_AMOUNT = 2**64 - 1
+MAX_AMOUNT = 2**96 - 1
 # The fake node answers at once; the owner's loop still sleeps between polls when nothing changed.
 DEFAULT_POLL_INTERVAL_S = 0.05
 

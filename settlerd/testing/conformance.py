@@ -348,6 +348,14 @@ class AdapterConformance:
         # Converted and read back by the same tip, an hour stays at least an hour (less the test's own time).
         assert left[2].earliest >= timedelta(minutes=59), left[2]
 
+    async def test_time_left_follows_the_chain(self, parties: tuple[Party, Party]) -> None:
+        adapter = parties[0].adapter
+        timelock = await adapter.timelock_for(await self.chain_now() + LONG)
+        before = await adapter.time_left(timelock)
+        await self.advance(timedelta(minutes=30))
+        after = await adapter.time_left(timelock)
+        assert after.earliest < before.earliest and after.latest < before.latest, (before, after)
+
     async def test_lifecycle_start_run_close(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
             never_started = await self.new_adapter("never-started", stack)
