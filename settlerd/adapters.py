@@ -50,13 +50,14 @@ class AdapterSettings(BaseModel):
 _M = TypeVar("_M", bound=AdapterSettings)
 
 
-def settings_problems(exc: ValidationError) -> list[str]:
-    """One ``key: what is wrong`` per problem, in the words ``settlerd config check`` prints."""
+def settings_problems(exc: ValidationError, table: str = "") -> list[str]:
+    """One ``table.key: what is wrong`` per problem, in the words ``settlerd config check`` prints
+    (``chains.btc.rpc_urll: unknown key``); a problem of the whole table is ``table: what is wrong``."""
     problems = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(table)"
+        where = ".".join(([table] if table else []) + [str(part) for part in err["loc"]])
         why = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        problems.append(f"{key}: {why}")
+        problems.append(f"{where}: {why}" if where else why)
     return problems
 
 

@@ -324,19 +324,38 @@ def load(path: Path) -> Settings:
             f"{_field_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
         ]
         raise ConfigError(source, problems) from None
-    installed = adapters.discover()
-    unknown = [
-        f"chains.{name}.adapter: no chain adapter named {chain.adapter!r} is installed "
-        f"(installed: {', '.join(sorted(installed)) or 'none'})"
-        for name, chain in settings.chains.items()
-        if chain.adapter not in installed
-    ]
-    if unknown:
-        raise ConfigError(source, unknown)
+    problems = _chain_problems(settings)
+    if problems:
+        raise ConfigError(source, problems)
     problems = _limit_problems(settings)
     if problems:
         raise ConfigError(source, problems)
     return settings
+
+
+def _chain_problems(settings: Settings) -> list[str]:
+    """Each chain table checked by its adapter: installed, written for this contract, its keys valid."""
+    installed = adapters.discover()
+    problems: list[str] = []
+    for name, chain in settings.chains.items():
+        info = installed.get(chain.adapter)
+        if info is None:
+            problems.append(
+                f"chains.{name}.adapter: no chain adapter named {chain.adapter!r} is installed "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
+            continue
+        mismatch = info.version_problem()
+        if mismatch is not None:
+            problems.append(f"chains.{name}.adapter: {mismatch}")
+        if info.settings is None:
+            continue
+        table = {**(chain.model_extra or {}), "name": name, "finality_depth": chain.finality_depth}
+        try:
+            info.settings.model_validate(table)
+        except ValidationError as exc:
+            problems += adapters.settings_problems(exc, f"chains.{name}")
+    return problems
 
 
 def limit_keys(settings: Settings) -> list[tuple[str, str]]:

@@ -101,7 +101,7 @@ class ChainLoop:
         health = self.health
         health.failures += 1
         health.streak += 1
-        health.last_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        health.last_error = _describe(error)
         self._on_failure(self.chain)
         now = time.monotonic()
         if health.streak == 1 or now - self._last_logged >= LOG_EVERY_S:
@@ -116,3 +116,11 @@ class ChainLoop:
                 exc_info=error if health.streak == 1 else None,
                 extra={"chain": self.chain},
             )
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # a half-built exception must not end the supervisor that reports it
+        text = ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

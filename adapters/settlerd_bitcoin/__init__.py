@@ -20,6 +20,7 @@ adapter_info = AdapterInfo(
     description="Bitcoin P2WSH HTLC adapter",
     factory=factory,
     contract_version=2,
+    settings=BitcoinSettings,
 )
 
 __all__ = ["BitcoinAdapter", "BitcoinSettings", "adapter_info", "factory"]

@@ -59,9 +59,13 @@ class BitcoinAdapter:
         self.name = settings.name
         self.store = store
         self.rpc = RpcClient(
-            settings.rpc_url, settings.rpc_user, settings.rpc_password, settings.rpc_cookie_file
+            settings.rpc_url,
+            settings.rpc_user,
+            settings.rpc_password,
+            settings.rpc_cookie_file,
+            timeout=settings.rpc_timeout,
         )
-        self.keys = KeyChain(settings.seed, settings.network.coin_type, settings.account)
+        self.keys = KeyChain(settings.master_seed, settings.network.coin_type, settings.account)
         self.wallet = Wallet(self.keys)
         self.block_times = settings.block_times
         self._queue: asyncio.Queue[ChainEvent] = asyncio.Queue()

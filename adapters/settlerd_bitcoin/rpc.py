@@ -20,9 +20,11 @@ RPC_IN_WARMUP = -28  # bitcoind is loading blocks/indexes; the same call succeed
 MAX_CONCURRENT_CALLS = 8  # bitcoind serves 4 RPC threads by default; more only queues there
 BACKOFF_START = 0.1  # seconds before the first retry
 BACKOFF_CAP = 5.0  # seconds: a node coming back is noticed within this long
-RETRY_FOR = 60.0  # seconds a call keeps retrying an unreachable or warming-up node before giving up
 LOG_EVERY = 60.0  # seconds between repeated "node unavailable" log lines, not one per retry
-REQUEST_TIMEOUT = 30.0  # seconds for one HTTP request; getblock on a full block stays well below
+REQUEST_TIMEOUT = 10.0  # seconds for one HTTP request; getblock on a full block stays well below
+# A call retries an unreachable or warming-up node for this many request timeouts, then gives up: a blip
+# is ridden out, and a node that stays away is the supervisor's to report while the loop restarts.
+RETRY_TIMEOUTS = 3
 
 
 class RpcError(Exception):
@@ -62,14 +64,16 @@ class RpcClient:
         cookie_file: Path | None = None,
         *,
         max_concurrent: int = MAX_CONCURRENT_CALLS,
-        retry_for: float = RETRY_FOR,
+        timeout: float = REQUEST_TIMEOUT,
+        retry_for: float | None = None,
     ) -> None:
         self.url = url
         self._user = user
         self._password = password
         self._cookie_file = cookie_file
         self._semaphore = asyncio.Semaphore(max_concurrent)
-        self._retry_for = retry_for
+        self._timeout = timeout
+        self._retry_for = RETRY_TIMEOUTS * timeout if retry_for is None else retry_for
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
         self._last_logged = -LOG_EVERY
@@ -95,7 +99,7 @@ class RpcClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_CALLS, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
                 json_serialize=json.dumps,
             )
         return self._session

@@ -4,6 +4,8 @@ from typing import Any
 
 from settlerd.adapters import AdapterInfo, AdapterStore
 
+from .settings import EvmSettings
+
 
 def _factory(settings: Any, store: AdapterStore) -> Any:
     # Imported on use so that discovering adapters does not load web3.
@@ -25,6 +27,7 @@ adapter_info = AdapterInfo(
     factory=_factory,
     cli=_cli,
     contract_version=2,
+    settings=EvmSettings,
 )
 
 __all__ = ["adapter_info"]

@@ -7,14 +7,14 @@ import logging
 import math
 import string
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import aiohttp
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from settlerd.adapters import (
     AdapterConfigError,
@@ -35,15 +35,13 @@ from .diagnose import diagnose as run_checks
 from .keeper import Keeper
 from .nonces import NonceManager
 from .scanner import Scanner
+from .settings import EvmSettings
 
 log = logging.getLogger(__name__)
 
 # Block proposers may set timestamps a little ahead of real time; a timelock this much past the deadline
 # cannot let a refund through before the deadline.
 TIMESTAMP_DRIFT_S = 15
-# The first block stamped at or after a timelock comes at most this long after it: five 12-second slots on
-# Ethereum, where five missed slots in a row are rarer than BLOCK_LAG_PROBABILITY (a setting per chain).
-DEFAULT_BLOCK_LAG_S = 60
 # The earliest bound is certain (the drift allowance is the contract's own margin); the latest holds but for
 # a longer run of missed blocks than the lag allows, which is rarer than this.
 BLOCK_LAG_PROBABILITY = 1e-6
@@ -63,46 +61,10 @@ class HtlcReverted(RuntimeError):
         self.error = error
 
 
-@dataclass(frozen=True, slots=True)
-class EvmSettings:
-    rpc_url: str
-    contract: str
-    private_key: str
-    chain: str = "evm"
-    chain_id: int | None = None  # when set, the node must report this chain id
-    max_fee_gwei: float = 200.0
-    priority_fee_gwei: float = 1.0
-    finality_depth: int = 12
-    poll_interval_s: float = 2.0
-    start_block: int | None = None  # first scan only; later starts resume from the stored tip
-    backfill_blocks: int = 50_000  # how far back a newly watched hashlock is looked up
-    block_lag_s: int = DEFAULT_BLOCK_LAG_S  # the longest wait for a block stamped at or after a given time
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> EvmSettings:
-        """From a ``[chains.<name>]`` table: ``name`` is the chain's name, and the key may be given as
-        ``private_key_file`` (the daemon resolves credential names to paths) instead of in clear."""
-        values = dict(settings)
-        if "name" in values:
-            values["chain"] = values.pop("name")
-        if "private_key_file" in values:
-            path = Path(values.pop("private_key_file"))
-            try:
-                values["private_key"] = path.read_text().strip()
-            except OSError as exc:
-                raise AdapterConfigError(f"private_key_file {path}: {exc.strerror or exc}") from None
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise AdapterConfigError(f"unknown evm settings {unknown}; known: {sorted(known)}")
-        missing = sorted(k for k in ("rpc_url", "contract", "private_key") if k not in values)
-        if missing:
-            raise AdapterConfigError(f"the evm adapter needs {', '.join(missing)} (or private_key_file)")
-        return cls(**values)
-
-    def fee_policy(self) -> fees.FeePolicy:
-        return fees.FeePolicy(int(self.max_fee_gwei * fees.GWEI), int(self.priority_fee_gwei * fees.GWEI))
-
+# Attempts of one call on a connection error or timeout before it fails to the caller (the supervisor
+# restarts a failed loop): a blip is ridden out, a node that hangs costs at most this many timeouts.
+RPC_ATTEMPTS = 3
+RPC_RETRY_BACKOFF_S = 0.25  # before the 2nd attempt; doubled before the 3rd
 
 # Timelocks are unix seconds (block.timestamp): anything outside these is a unit mistake, not a date.
 EARLIEST_TIMELOCK = 1_500_000_000
@@ -114,11 +76,21 @@ class EvmAdapter:
 
     def __init__(self, settings: EvmSettings, store: AdapterStore) -> None:
         self.settings = settings
-        self.name = settings.chain
+        self.name = settings.name
         self._store = store
-        self._account = Account.from_key(settings.private_key)
+        self._account = Account.from_key(settings.key)
         self.address: str = self._account.address
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
+        self.w3 = AsyncWeb3(
+            AsyncHTTPProvider(
+                settings.rpc_url,
+                request_kwargs={"timeout": aiohttp.ClientTimeout(total=settings.rpc_timeout)},
+                exception_retry_configuration=ExceptionRetryConfiguration(
+                    errors=(aiohttp.ClientError, TimeoutError),
+                    retries=RPC_ATTEMPTS,
+                    backoff_factor=RPC_RETRY_BACKOFF_S,
+                ),
+            )
+        )
         self.contract = AsyncWeb3.to_checksum_address(settings.contract)
         self._queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
         self.nonces = NonceManager(self.name, self.address, store)

@@ -177,6 +177,28 @@ def test_invalid_config_exits_2_naming_fields(tmp_path: Path) -> None:
     )
 
 
+BTC_TABLE = '[chains.btc]\nadapter = "bitcoin"\nrpc_url = "http://127.0.0.1:1"\n'
+
+
+def test_misspelt_adapter_setting_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "db.sqlite3", free_port())
+    config.write_text(config.read_text() + BTC_TABLE + 'seed_file = "seed"\nrpc_urll = "http://x"\n')
+    result = run_to_exit(config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"{config}: chains.btc.rpc_urll: unknown key"
+
+
+def test_adapter_refusing_its_settings_at_start_up_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "db.sqlite3", free_port())
+    missing = tmp_path / "no-such-seed"
+    config.write_text(config.read_text() + BTC_TABLE + f'seed_file = "{missing}"\n')
+    result = run_to_exit(config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"settlerd: cannot start: chain btc: seed_file {missing}: No such file or directory"
+    )
+
+
 def test_sighup_reloads_the_log_level_without_stopping(tmp_path: Path, notify: NotifySocket) -> None:
     port = free_port()
     config = write_config(tmp_path, tmp_path / "db.sqlite3", port)

@@ -77,3 +77,29 @@ def test_unreadable_files_say_why(tmp_path: Path, text: str | None, problem: str
         config.load(path)
     assert caught.value.problems[0].startswith(problem)
     assert caught.value.source == str(path)
+
+
+def test_each_chain_table_is_checked_with_its_adapters_own_settings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'node_id = "a"\n'
+        '[chains.btc]\nadapter = "bitcoin"\nrpc_urll = "http://127.0.0.1:8332"\nrpc_url = "http://x"\n'
+        'seed_file = "seed"\nfee_cap = "lots"\n'
+        '[chains.eth]\nadapter = "evm"\nrpc_url = "http://x"\ncontract = "0x00"\nprivate_key_file = "k"\n'
+        "max_fee_gwie = 50\nrpc_timeout = 0\n",
+    )
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path)
+    assert sorted(caught.value.problems) == [
+        "chains.btc.fee_cap: Input should be a valid number, unable to parse string as a number",
+        "chains.btc.rpc_urll: unknown key",
+        "chains.eth.max_fee_gwie: unknown key",
+        "chains.eth.rpc_timeout: Input should be greater than 0",
+    ]
+
+
+def test_a_chain_table_missing_its_secret_says_which_keys_would_do(tmp_path: Path) -> None:
+    path = write(tmp_path, 'node_id = "a"\n[chains.btc]\nadapter = "bitcoin"\nrpc_url = "http://x"\n')
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path)
+    assert caught.value.problems == ["chains.btc: set exactly one of seed and seed_file"]
