@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, PlainValidator, model_validator
 
 from settlerd.adapters import AdapterConfigError, AdapterSettings, validate_settings
 
+from .blocktimes import DEFAULT_TIMELOCK_PROBABILITY, Arrivals, BlockTimes
 from .fees import FeePolicy
 from .network import NETWORKS, Network, network
 
@@ -68,6 +69,10 @@ class BitcoinSettings(AdapterSettings):
     fee_cap: float = Field(default=200.0, gt=0)
     fee_conf_target: int = Field(default=6, ge=1, le=1008)
     block_interval: float = Field(default=DEFAULT_BLOCK_INTERVAL, gt=0)
+    # How blocks arrive ("steady" only for a local chain mined on a timer) and the tail probability at
+    # which a height timelock's earliest and latest wall-clock times are stated.
+    block_arrivals: Arrivals = Arrivals.RANDOM
+    timelock_probability: float = Field(default=DEFAULT_TIMELOCK_PROBABILITY, gt=0, lt=1)
     poll_interval: float = Field(default=5.0, gt=0)  # seconds between looks at the node's tip and mempool
 
     @model_validator(mode="after")
@@ -83,6 +88,10 @@ class BitcoinSettings(AdapterSettings):
     @property
     def fees(self) -> FeePolicy:
         return FeePolicy(floor=self.fee_floor, cap=self.fee_cap, conf_target=self.fee_conf_target)
+
+    @property
+    def block_times(self) -> BlockTimes:
+        return BlockTimes(self.block_interval, self.timelock_probability, self.block_arrivals)
 
     @property
     def master_seed(self) -> bytes:

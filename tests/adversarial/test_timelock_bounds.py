@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 from settlerd_bitcoin import BitcoinAdapter, BitcoinSettings
 from settlerd_bitcoin.blocktimes import DEFAULT_TIMELOCK_PROBABILITY, gamma_cdf, gamma_sf
 from settlerd_bitcoin.network import network
-from settlerd_evm.adapter import DEFAULT_BLOCK_LAG_S, TIMESTAMP_DRIFT_S, EvmAdapter, EvmSettings
+from settlerd_evm.adapter import TIMESTAMP_DRIFT_S, EvmAdapter, EvmSettings
+from settlerd_evm.settings import DEFAULT_BLOCK_LAG_S
 
 from settlerd import swap
 from settlerd.adapters import ChainAdapter
