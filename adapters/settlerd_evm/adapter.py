@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from eth_account import Account
+from eth_typing import ChecksumAddress, HexStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
@@ -79,7 +80,7 @@ class EvmAdapter:
         self.name = settings.name
         self._store = store
         self._account = Account.from_key(settings.key)
-        self.address: str = self._account.address
+        self.address: ChecksumAddress = self._account.address
         self.w3 = AsyncWeb3(
             AsyncHTTPProvider(
                 settings.rpc_url,
@@ -311,7 +312,7 @@ class EvmAdapter:
         except Web3RPCError:
             # Already known, or already mined: harmless. Anything else is the node's verdict to report.
             try:
-                await self.w3.eth.get_transaction(txid)
+                await self.w3.eth.get_transaction(HexStr(txid))
             except TransactionNotFound:
                 raise
             log.debug("%s: %s was already known to the node", self.name, txid)

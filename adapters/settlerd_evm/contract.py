@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from hashlib import sha256
 
-from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode, encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 ETH = "ETH"  # HtlcTerms.asset for native ether; anything else is an ERC-20 contract address
 ZERO_ADDRESS = "0x" + "00" * 20

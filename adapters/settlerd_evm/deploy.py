@@ -44,7 +44,7 @@ async def deploy_contract(
         receipt = await w3.eth.wait_for_transaction_receipt(txid, timeout=timeout_s)
         if receipt["status"] != 1 or not receipt["contractAddress"]:
             raise DeployError(f"deployment transaction 0x{bytes(txid).hex()} failed; check the node's logs")
-        address = str(receipt["contractAddress"])
+        address = AsyncWeb3.to_checksum_address(receipt["contractAddress"])
         code = "0x" + bytes(await w3.eth.get_code(address)).hex()
         if code != artifact["deployedBytecode"].lower():
             raise DeployError(f"code at {address} differs from the artifact; the node's EVM may be too old")

@@ -239,7 +239,7 @@ class Scanner:
         too big is asked again in halves, down to single blocks."""
         query = {"address": self._address, "fromBlock": lo, "toBlock": hi, "topics": topics}
         try:
-            found = await self._w3.eth.get_logs(query)  # type: ignore[arg-type]
+            found = await self._w3.eth.get_logs(query)
         except (TypeError, ValueError, KeyError, BadResponseFormat) as exc:
             # web3's result formatters choke on garbage before we see it.
             raise NodeFault(f"{self._chain}: eth_getLogs for blocks {lo}-{hi}: {exc!r}") from None
