@@ -14,7 +14,6 @@ from .params import (
     CURSOR_MAX_LENGTH,
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
-    MAX_COUNTERPARTY,
     MAX_LIMIT,
     RFC3339_PATTERN,
     STATUSES,
@@ -391,7 +390,7 @@ _PATHS: dict[str, Any] = {
                 {
                     "name": "counterparty",
                     "in": "query",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_COUNTERPARTY},
+                    "schema": {"type": "string", "pattern": NODE_ID},
                 },
                 {"name": "created_since", "in": "query", "schema": {**_TIME, "pattern": RFC3339_PATTERN}},
                 {

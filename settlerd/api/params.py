@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from multidict import MultiMapping
 
+from settlerd.engine.documents import NODE_ID as NODE_ID_PATTERN
 from settlerd.swap import Status
 
 from .errors import ApiError
@@ -24,7 +25,6 @@ SWAP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # the store keeps ids o
 DIGITS_PATTERN = r"^[0-9]+$"
 # Event sequence numbers are SQLite/PostgreSQL 64-bit signed integers: none is larger.
 MAX_SEQ = 2**63 - 1
-MAX_COUNTERPARTY = 128  # what trade capture takes as a counterparty name
 RFC3339_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
@@ -37,6 +37,7 @@ CURSOR_MAX_LENGTH = 90  # the encoding of the prefix and the longest id
 STATUSES = tuple(str(status) for status in Status)
 
 SWAP_ID = re.compile(SWAP_ID_PATTERN)
+NODE_ID = re.compile(NODE_ID_PATTERN)
 DIGITS = re.compile(DIGITS_PATTERN)
 _RFC3339 = re.compile(RFC3339_PATTERN)
 _CURSOR = re.compile(CURSOR_PATTERN)
@@ -104,9 +105,10 @@ def statuses(value: str | None) -> list[str] | None:
 
 
 def counterparty(value: str | None) -> str | None:
-    if value is not None and not 1 <= len(value) <= MAX_COUNTERPARTY:
+    # A node id, as every stored counterparty is; nothing else (a NUL, say) reaches a PostgreSQL query.
+    if value is not None and not NODE_ID.fullmatch(value):
         raise ApiError(
-            400, f"must be a counterparty name of 1 to {MAX_COUNTERPARTY} characters", "counterparty"
+            400, "must be a counterparty's node id: letters, digits and '_.-', at most 63", "counterparty"
         )
     return value
 

@@ -82,16 +82,23 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    tmp_path: Path, node_id: str, *, mqtt: bool = False, trading: bool = False, api: str = ""
+    tmp_path: Path,
+    node_id: str,
+    *,
+    mqtt: bool = False,
+    trading: bool = False,
+    api: str = "",
+    store_url: str | None = None,
 ) -> AsyncIterator[Daemon]:
     """``trading`` gives the daemon a node key, so trade routes are served (with no chain configured);
-    ``api`` adds lines to its ``[api]`` table."""
+    ``api`` adds lines to its ``[api]`` table; ``store_url`` replaces its SQLite file."""
     port = free_port()
     read_token, trade_token = "venue-token-" + node_id, "desk-token-" + node_id
     token_file = tmp_path / "read.token"
     token_file.write_text(read_token + "\n")
     desk_tokens = tmp_path / "tokens.toml"  # the tokens_file form, for one of the two
     desk_tokens.write_text(_token_table("desk", "trade", trade_token))
+    store_url = store_url or f"sqlite:///{tmp_path / 'daemon.sqlite3'}"
     engine = ""
     if trading:
         key_file = tmp_path / "node-key"
@@ -100,7 +107,7 @@ async def running_daemon(
         engine = f'[engine]\nnode_key_file = "{key_file}"\n'
     config = tmp_path / "settlerd.toml"
     config.write_text(
-        f'node_id = "{node_id}"\n[store]\nurl = "sqlite:///{tmp_path / "daemon.sqlite3"}"\n'
+        f'node_id = "{node_id}"\n[store]\nurl = "{store_url}"\n'
         f'[api]\nport = {port}\ntokens_file = "{desk_tokens}"\n{api}\n'
         f"{_token_table('venue', 'read', read_token, prefix='api.')}"
         f"[mqtt]\nenabled = {'true' if mqtt else 'false'}\n{engine}"

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from settlerd.engine.documents import NODE_ID
 from settlerd.store import Store
 
 from .daemon import Daemon, running_daemon
 from .swaps import HAPPY_PATH, advance, create_swap
 
 MAX_SEQ = 2**63 - 1
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MAX_BODY = 4 * 1024 * 1024  # far past what the depth limit needs: that limit must not rest on this one
 # Streams the examples leave behind stay open until their next keepalive finds the client gone.
 API = f"max_body_bytes = {MAX_BODY}\nmax_streams_per_token = 200"
@@ -203,3 +208,35 @@ async def test_cancelling_an_ended_swap_is_a_conflict(daemon: Daemon) -> None:
     assert (status, error["field"]) == (404, "id"), error  # type: ignore[index]
     status, error = call(daemon, "POST", "/v1/swaps/ended/cancel", json_body, b'{"why": "late"}')
     assert (status, error["field"]) == (400, "why"), error  # type: ignore[index]
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A database of its own on the PostgreSQL server, dropped after."""
+    name = f"settlerd_api_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{PG_SERVER}/test")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.postgres
+async def test_filters_of_any_text_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL refuses some text SQLite keeps (a NUL): no filter passes on anything but its pattern."""
+    async with running_daemon(tmp_path, "hostile-pg", store_url=pg_url) as daemon:
+        read = bearer(daemon.read_token_file.read_text().strip())
+
+        @EXAMPLES
+        @given(st.one_of(st.text(max_size=70), st.just("desk\x00b"), st.from_regex(NODE_ID, fullmatch=True)))
+        def check(name: str) -> None:
+            status, reply = call(daemon, "GET", f"/v1/swaps?counterparty={quote(name)}", read)
+            if re.fullmatch(NODE_ID, name):
+                assert status == 200, reply
+            else:
+                assert (status, reply["field"]) == (400, "counterparty"), reply  # type: ignore[index]
+
+        check()
+        assert "Traceback" not in daemon.log(), daemon.log()
