@@ -9,11 +9,18 @@ lock is built and again right before it is broadcast; for leg 2 the live chain h
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from settlerd.swap import Leg, SwapState
 from settlerd.swap.policy import check_leg2_lock, check_timelocks
 
 from .live_checks import LiveChecks
 from .ports import Clock
+
+# Leg 2's live check reads leg 1's chain from leg 2's worker, ahead of that chain's queued claims and
+# refunds: a node of another chain that hangs may hold them this long at most; the lock is tried next tick.
+LIVE_CHECK_TIMEOUT = timedelta(seconds=5)
 
 
 class LockTiming:
@@ -32,5 +39,13 @@ class LockTiming:
         if reasons:
             return f"the window to lock leg {leg} closed before the lock went out: " + "; ".join(reasons)
         if leg is Leg.TWO:
-            return await self._live_checks.leg2_lock_refusal(state)
+            try:
+                async with asyncio.timeout(LIVE_CHECK_TIMEOUT.total_seconds()):
+                    return await self._live_checks.leg2_lock_refusal(state)
+            except TimeoutError:
+                one, two = state.terms.leg1.chain, state.terms.leg2.chain
+                raise TimeoutError(
+                    f"the live check of leg 2's lock had no answer from the nodes of {one} and {two} "
+                    f"within {LIVE_CHECK_TIMEOUT}; the lock waits"
+                ) from None
         return None
