@@ -20,6 +20,8 @@ SSE_TYPE = "text/event-stream"
 SSE_BATCH = 500
 # A comment line this often keeps proxies from closing an idle stream and shows a dead client.
 KEEPALIVE_S = 15.0
+# How soon a stream whose client went away is noticed, so that it gives back its slot (api.max_streams).
+CLIENT_CHECK_S = 1.0
 RECONNECT_MS = 2000  # what EventSource clients wait before reconnecting
 
 
@@ -49,8 +51,8 @@ async def swap_events(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, swap_id: str, after: int) -> web.StreamResponse:
     """Every event after ``after``, live; the stream ends once the swap is terminal and all is sent.
 
-    A stream holds one of its token's slots (``api.max_streams_per_token``) until it ends; one whose
-    client went away is noticed, and its slot freed, at the next keepalive at the latest."""
+    A stream holds one of its token's slots (``api.max_streams_per_token``) until it ends or its client
+    goes away."""
     store, feed = request.app[STORE], request.app[FEED]
     response: web.StreamResponse | None = None
     last = after
@@ -75,15 +77,26 @@ async def _stream(request: web.Request, swap_id: str, after: int) -> web.StreamR
                     last = event.seq
                 if events:
                     continue
-                if ended:
+                if ended or not await _wait(request, response, changed):
                     break
-                try:
-                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
-                except TimeoutError:
-                    await response.write(b": keepalive\n\n")
             except ConnectionError:
                 break  # the client went away; nothing to clean up
     return response if response is not None else web.Response(status=204)
+
+
+async def _wait(request: web.Request, response: web.StreamResponse, changed: asyncio.Event) -> bool:
+    """Until the log changes, with a keepalive now and then; False once the client has gone away."""
+    waited = 0.0
+    while request.transport is not None:  # aiohttp drops it when the connection is lost
+        try:
+            await asyncio.wait_for(changed.wait(), CLIENT_CHECK_S)
+            return True
+        except TimeoutError:
+            waited += CLIENT_CHECK_S
+        if waited >= KEEPALIVE_S:
+            await response.write(b": keepalive\n\n")
+            waited = 0.0
+    return False
 
 
 async def _open(request: web.Request) -> web.StreamResponse:

@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import resource
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 
+from settlerd.api.events import KEEPALIVE_S
 from settlerd.api.streams import DESCRIPTOR_RESERVE
 from settlerd.store import Store
 
@@ -23,6 +25,7 @@ from .test_event_stream import sse_events
 PER_TOKEN, TOTAL = 4, 6
 ATTEMPTS = 40  # streams a read token tries to open: ten times its share
 WAIT_S = 20.0  # an upper bound for a stalled stream, not a timing assertion
+RETRIES, RETRY_S = 40, 0.25  # ten seconds in all: less than one keepalive interval
 
 
 @contextlib.asynccontextmanager
@@ -87,7 +90,27 @@ async def test_streams_past_the_caps_are_refused_and_the_rest_goes_on(tmp_path: 
             assert again.status == 200
         async with stream(session, daemon, read, "watched", last.seq) as done:
             assert done.status == 204
+
+        # Streams whose client went away give their slots back within seconds, before any keepalive.
+        for response in opened[1:]:
+            response.close()
+        started = time.monotonic()
+        for _ in range(PER_TOKEN):
+            await open_within(held, session, daemon, read, "other")
+        assert time.monotonic() - started < KEEPALIVE_S
         assert "Traceback" not in daemon.log()
+
+
+async def open_within(
+    held: contextlib.AsyncExitStack, session: aiohttp.ClientSession, daemon: Daemon, token: str, swap_id: str
+) -> None:
+    for _ in range(RETRIES):
+        response = await held.enter_async_context(stream(session, daemon, token, swap_id))
+        if response.status == 200:
+            return
+        assert response.status == 429
+        await asyncio.sleep(RETRY_S)
+    raise AssertionError(f"no stream slot came back within {RETRIES * RETRY_S:.0f}s")
 
 
 def _leg(chain: str) -> dict[str, str]:
