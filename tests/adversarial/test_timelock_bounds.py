@@ -22,7 +22,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -56,9 +56,11 @@ RUNS_REPORTED = 100_000
 
 
 class _FrozenClock(datetime):
+    at = T0  # the moment the Bitcoin adapter reads its node's tip
+
     @classmethod
     def now(cls, tz: Any = None) -> _FrozenClock:
-        return cls.fromtimestamp(T0.timestamp(), UTC)
+        return cls.fromtimestamp(cls.at.timestamp(), UTC)
 
 
 class _Node:
@@ -70,8 +72,11 @@ class _Node:
 
 
 @contextmanager
-def frozen_bitcoin_clock() -> Iterator[None]:
-    with mock.patch("settlerd_bitcoin.adapter.datetime", _FrozenClock):
+def frozen_bitcoin_clock(at: datetime = T0) -> Iterator[None]:
+    with (
+        mock.patch("settlerd_bitcoin.adapter.datetime", _FrozenClock),
+        mock.patch.object(_FrozenClock, "at", at),
+    ):
         yield
 
 
@@ -123,12 +128,8 @@ async def _accept(terms: SwapTerms, adapters: dict[str, ChainAdapter]) -> SwapTe
     legs = []
     for leg in (terms.leg1, terms.leg2):
         bounds = await adapters[leg.chain].bounds_of(leg.timelock)
-        legs.append(LegTerms(**{**_fields(leg), "deadline": bounds.earliest, "latest": bounds.latest}))
+        legs.append(replace(leg, deadline=bounds.earliest, latest=bounds.latest))
     return SwapTerms(*legs)
-
-
-def _fields(leg: LegTerms) -> dict[str, Any]:
-    return {name: getattr(leg, name) for name in LegTerms.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -140,25 +141,28 @@ class Agreed:
     policy: Policy
 
 
-def agree(order: tuple[str, str], leg1: timedelta, leg2: timedelta, policy: Policy) -> Agreed | None:
-    """Terms for the chain order (leg 1's chain, leg 2's), or None when capture refuses them."""
+def agree(
+    order: tuple[str, str],
+    leg1: timedelta,
+    leg2: timedelta,
+    policy: Policy,
+    accepted_after: timedelta = H * 0,
+) -> Agreed | None:
+    """Terms for the chain order (leg 1's chain, leg 2's), or None when capture refuses them.
+
+    The participant reads the chains ``accepted_after`` the offer, no block mined in between."""
     chains: dict[str, ChainAdapter] = {"bitcoin": bitcoin(), "evm": evm()}
-    if order == ("bitcoin", "bitcoin"):
-        chains = {"bitcoin": chains["bitcoin"]}
-
-    async def make() -> tuple[SwapTerms, SwapTerms]:
-        offered = await _capture(chains[order[0]], chains[order[1]], leg1, leg2, policy)
-        return offered, await _accept(offered, chains)
-
     with frozen_bitcoin_clock():
-        offered, accepted = asyncio.run(make())
+        offered = asyncio.run(_capture(chains[order[0]], chains[order[1]], leg1, leg2, policy))
+    with frozen_bitcoin_clock(T0 + accepted_after):
+        accepted = asyncio.run(_accept(offered, chains))
     try:  # each role's own check at capture (a 422 when it refuses)
         swap.new_swap("s", Role.INITIATOR, offered, T0, secret=SECRET, policy=policy)
-        swap.new_swap("s", Role.PARTICIPANT, accepted, T0, policy=policy)
+        swap.new_swap("s", Role.PARTICIPANT, accepted, T0 + accepted_after, policy=policy)
     except swap.UnsafeTerms:
         return None
     # The participant locks leg 2 only if S2 holds on its view (checked again at the lock).
-    if swap.check_leg2_lock(accepted, T0, policy):
+    if swap.check_leg2_lock(accepted, T0 + accepted_after, policy):
         return None
     return Agreed(accepted, offered, policy)
 
@@ -263,14 +267,21 @@ def test_the_reported_cases_hold_in_a_hundred_thousand_runs() -> None:
         assert _analytic_participant_risk(agreed) <= P
 
 
+def test_a_participant_reading_the_chain_later_still_accepts_within_the_headroom() -> None:
+    # No block for an hour after the offer (one time in 400 at 600 s): leg 2's latest refund time, read
+    # from the same tip an hour later, moves an hour on; the initiator's headroom (90 min) absorbs it.
+    assert agree(("evm", "bitcoin"), 24 * H, 12 * H, Policy(), accepted_after=H) is not None
+    # Two hours without a block: S2 no longer holds on the participant's reading, and it refuses.
+    assert agree(("evm", "bitcoin"), 24 * H, 12 * H, Policy(), accepted_after=2 * H) is None
+
+
 def test_terms_crowding_leg2s_latest_refund_time_are_refused() -> None:
     # An initiator's offer with leg 1 where the old rule put it (earliest bounds a margin apart).
     agreed = agree(("evm", "bitcoin"), 24 * H, 16 * H, Policy())
     assert agreed is not None
     offered = agreed.initiator
-    squeezed = SwapTerms(
-        LegTerms(**{**_fields(offered.leg1), "deadline": offered.leg2.deadline + Policy().leg1_claim_margin}),
-        offered.leg2,
+    squeezed = replace(
+        offered, leg1=replace(offered.leg1, deadline=offered.leg2.deadline + Policy().leg1_claim_margin)
     )
     reasons = swap.check_timelocks(squeezed, T0, Policy())
     assert any("may open as late as" in reason for reason in reasons)
