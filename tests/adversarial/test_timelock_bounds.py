@@ -37,7 +37,8 @@ from settlerd_evm.adapter import TIMESTAMP_DRIFT_S, EvmAdapter, EvmSettings
 from settlerd_evm.settings import DEFAULT_BLOCK_LAG_S
 
 from settlerd import swap
-from settlerd.adapters import ChainAdapter
+from settlerd.adapters import ChainAdapter, TimeLeft
+from settlerd.engine.live_checks import LiveChecks
 from settlerd.swap import LegTerms, Policy, Role, SwapTerms
 
 T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
@@ -285,3 +286,33 @@ def test_terms_crowding_leg2s_latest_refund_time_are_refused() -> None:
     )
     reasons = swap.check_timelocks(squeezed, T0, Policy())
     assert any("may open as late as" in reason for reason in reasons)
+
+
+class _LiveTip:
+    """A chain as the live check reads it: how long each bound is from the node's tip now."""
+
+    def __init__(self, earliest: timedelta, latest: timedelta) -> None:
+        self.left = TimeLeft(earliest, latest, P)
+
+    async def time_left(self, timelock: int) -> TimeLeft:
+        return self.left
+
+
+def test_leg2_is_not_locked_when_its_chain_fell_behind_the_bounds_stored_at_capture() -> None:
+    # EVM leg 1, Bitcoin leg 2, accepted and checked at T0. By the time leg 1 is final, leg 2's chain has
+    # mined far fewer blocks than expected: from its live tip, leg 2's refund may open as late as two days
+    # out, while leg 1's refund opens in ~37 h. Locking now would let the secret appear after leg 1's refund.
+    agreed = agree(("evm", "bitcoin"), 24 * H, 12 * H, Policy())
+    assert agreed is not None
+    state = swap.new_swap("s", Role.PARTICIPANT, agreed.participant, T0)
+    now = T0 + H
+    leg1_left = agreed.participant.leg1.deadline - now
+    stalled = {"evm": _LiveTip(leg1_left, leg1_left), "bitcoin": _LiveTip(12 * H, 48 * H)}
+    checks = LiveChecks(stalled, lambda: now, {})  # type: ignore[arg-type]
+    refusal = asyncio.run(checks.leg2_lock_refusal(state))
+    assert refusal is not None and "leg 1's refund on evm" in refusal
+    # The same chain on schedule: its live latest bound is within the stored one, and the lock may go.
+    assert agreed.participant.leg2.latest is not None
+    on_time = agreed.participant.leg2.latest - now
+    checks = LiveChecks({**stalled, "bitcoin": _LiveTip(11 * H, on_time)}, lambda: now, {})  # type: ignore[arg-type]
+    assert asyncio.run(checks.leg2_lock_refusal(state)) is None
