@@ -173,7 +173,9 @@ class PolicySettings(_Section):
     """Swap lifetimes and the timelock safety distances of ``settlerd.swap.policy``."""
 
     leg1_duration: Duration = Field(
-        default=timedelta(hours=24), description="Wall-clock lifetime of the initiator's lock (leg 1)."
+        default=timedelta(hours=24),
+        description="Shortest wall-clock lifetime of the initiator's lock (leg 1), to its earliest refund "
+        "time; longer when leg 2 may open for refund later (a Bitcoin leg 2).",
     )
     leg2_duration: Duration = Field(
         default=timedelta(hours=12), description="Wall-clock lifetime of the participant's lock (leg 2)."
