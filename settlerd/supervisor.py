@@ -107,7 +107,7 @@ class ChainLoop:
         if health.streak == 1 or now - self._last_logged >= LOG_EVERY_S:
             self._last_logged = now
             log.error(
-                "chain %s: its scanner loop failed (%s); restarting in %.0f s (failure %d in a row; "
+                "chain %s: its scanner loop failed (%s); restarting in %.1f s (failure %d in a row; "
                 "repeats are logged at most once a minute)",
                 self.chain,
                 health.last_error,
