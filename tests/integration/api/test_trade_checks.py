@@ -55,9 +55,7 @@ async def trade_api(tmp_path: Path, bitcoin_node: Any, anvil: Anvil, htlc_addres
         store,
     )
     evm = EvmAdapter(
-        EvmSettings(
-            rpc_url=anvil.rpc_url, contract=htlc_address, private_key=anvil.keys[1], chain="ethereum"
-        ),
+        EvmSettings(rpc_url=anvil.rpc_url, contract=htlc_address, private_key=anvil.keys[1], name="ethereum"),
         store,
     )
     adapters = {"bitcoin": btc, "ethereum": evm}
