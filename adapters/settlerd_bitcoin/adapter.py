@@ -256,6 +256,10 @@ class BitcoinAdapter:
         except RpcError as exc:
             log.info("%s: no fee estimate (%s); using the floor", self.name, exc)
             return self.settings.fees.floor
+        if isinstance(estimate, dict) and estimate.get("errors"):
+            # bitcoind's answer before it has fee history (always on a quiet regtest chain): not a failure.
+            why = "; ".join(map(str, estimate["errors"]))
+            log.debug("%s: no fee estimate yet (%s); using the floor", self.name, why)
         return self.settings.fees.from_estimate(estimate)
 
     # building transactions (signed, never broadcast here: the engine persists them first)

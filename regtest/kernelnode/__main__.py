@@ -1,4 +1,4 @@
-"""`python -m kernelnode --datadir DIR --rpcport N [--rpcuser U --rpcpassword P] [--fallbackfee BTC/kvB]`"""
+"""`python -m kernelnode --datadir DIR --rpcport N [--rpcuser U --rpcpassword P]`"""
 
 from __future__ import annotations
 
@@ -34,10 +34,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rpcport", type=int, default=DEFAULT_RPC_PORT)
     p.add_argument("--rpcuser")
     p.add_argument("--rpcpassword")
-    p.add_argument(
-        "--fallbackfee",
-        help="BTC/kvB that estimatesmartfee answers; without it, bitcoind's 'Insufficient data' answer",
-    )
     p.add_argument("--minrelaytxfee", default="0.00001", help="BTC/kvB, bitcoind's default")
     return p.parse_args(argv)
 
@@ -65,7 +61,6 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("RPC listening on %s:%d, loading chain from %s", args.rpcbind, args.rpcport, netdir)
     options = NodeOptions(
         datadir=args.datadir,
-        fallback_feerate=_sat_per_kvb(args.fallbackfee) if args.fallbackfee else None,
         min_relay_feerate=_sat_per_kvb(args.minrelaytxfee),
     )
     node = await asyncio.to_thread(Node, options)

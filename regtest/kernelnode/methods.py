@@ -359,10 +359,10 @@ class Methods:
                 RPC_INVALID_PARAMETER,
                 'Invalid estimate_mode parameter, must be one of: "unset", "economical", "conservative"',
             )
-        rate = self.node.options.fallback_feerate
-        if rate is None:
-            return {"errors": ["Insufficient data or no feerate found"], "blocks": target}
-        return {"feerate": Amount(max(rate, self.node.mempool.min_relay_feerate)), "blocks": target}
+        # This node keeps no fee history, so it answers as bitcoind does before it has any: no feerate, and
+        # "blocks" 0, the target the estimator fell back to. bitcoind's -fallbackfee is a wallet setting that
+        # estimatesmartfee never reads, so no option here changes this answer either.
+        return {"errors": ["Insufficient data or no feerate found"], "blocks": 0}
 
     # --- mining ---
     async def generatetoaddress(self, nblocks: Any, address: Any, maxtries: Any = 1_000_000) -> list[str]:

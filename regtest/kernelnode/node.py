@@ -19,7 +19,6 @@ MAX_TIP_AGE = 24 * 60 * 60  # bitcoind leaves initial block download once the ti
 @dataclass
 class NodeOptions:
     datadir: Path
-    fallback_feerate: int | None = None  # sat/kvB answered by estimatesmartfee; None: bitcoind's "no data"
     min_relay_feerate: int = 1000  # sat/kvB
 
 

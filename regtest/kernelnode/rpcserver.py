@@ -57,15 +57,12 @@ class RpcServer:
         self._warmup: str | None = "Loading block index…"
         self.cookie_path = netdir / ".cookie"
         self._credentials = set()
-        cookie_secret = secrets.token_hex(32)
-        self.cookie_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cookie_path.with_suffix(".tmp")
-        tmp.write_text(f"{COOKIE_USER}:{cookie_secret}")
-        tmp.chmod(0o600)
-        tmp.replace(self.cookie_path)
-        self._credentials.add(f"{COOKIE_USER}:{cookie_secret}")
+        self._cookie_written = False
         if rpc_user and rpc_password is not None:
             self._credentials.add(f"{rpc_user}:{rpc_password}")
+        else:
+            # Like bitcoind: the cookie is the credential only when no password was given.
+            self._write_cookie()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_post("/", self._handle)
         self.app.router.add_post("/wallet/{name:.*}", self._handle)
@@ -73,8 +70,19 @@ class RpcServer:
     def set_warmup(self, message: str | None) -> None:
         self._warmup = message
 
+    def _write_cookie(self) -> None:
+        cookie = f"{COOKIE_USER}:{secrets.token_hex(32)}"
+        self.cookie_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cookie_path.with_suffix(".tmp")
+        tmp.write_text(cookie)
+        tmp.chmod(0o600)
+        tmp.replace(self.cookie_path)
+        self._credentials.add(cookie)
+        self._cookie_written = True
+
     def remove_cookie(self) -> None:
-        self.cookie_path.unlink(missing_ok=True)
+        if self._cookie_written:  # a cookie left by an earlier run without a password is not ours
+            self.cookie_path.unlink(missing_ok=True)
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")

@@ -89,10 +89,12 @@ def sats(btc: Any) -> int:
 class Faucet:
     """Spends mature coinbase outputs paid to `key` (mine to `key.address` first)."""
 
-    def __init__(self, rpc: Rpc, key: Key) -> None:
+    def __init__(self, rpc: Rpc, key: Key, first_height: int = 1) -> None:
+        """``first_height``: the first block whose coinbase may pay ``key`` (a long chain mined by others
+        need not be scanned)."""
         self.rpc = rpc
         self.key = key
-        self._next_height = 1
+        self._next_height = first_height
         self._used: set[OutPoint] = set()
 
     async def _coinbase_coin(self) -> tuple[OutPoint, int]:

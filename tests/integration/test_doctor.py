@@ -188,6 +188,11 @@ def test_all_green(desk: Desk, tmp_path: Path) -> None:
     assert summary == f"{len(checks)} checks: 0 failed, 0 warnings"
     by_name = dict(zip(names, checks, strict=True))
     assert "1.00000000 BTC spendable" in by_name["btc.wallet"]
+    # A regtest node has no fee history: bitcoind's answer carries "errors", and the floor is paid.
+    assert by_name["btc.fees"].endswith(
+        "no estimate on regtest (Insufficient data or no feerate found); "
+        "transactions pay the floor of 1.0 sat/vB"
+    )
     assert "journal_mode=wal, synchronous=FULL" in by_name["store.durability"]
     assert f"{10**15} base units" in by_name[f"evm.balance[{desk.token}]"]
     output = "\n".join(lines)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fixtures.bitcoin_node import BitcoinNode, BitcoinRpcError
+from tests.fixtures.bitcoin_node import BitcoinNode, BitcoinRpcError, free_port, node_kind
 
 pytestmark = pytest.mark.bitcoind
 
@@ -27,17 +28,41 @@ async def _post(node: BitcoinNode, body: Any, auth: str) -> tuple[int, str]:
         return resp.status, await resp.text()
 
 
-async def test_auth_cookie_batch_and_error_framing(bitcoin_node: BitcoinNode) -> None:
+async def test_cookie_only_without_a_password(tmp_path: Path) -> None:
+    """bitcoind writes `.cookie` only when no -rpcpassword is given; a client configured with the cookie of a
+    password-protected node would read a stale or missing file."""
+    with_password = BitcoinNode(kind=node_kind(), datadir=tmp_path / "password", rpc_port=free_port())
+    with_cookie = BitcoinNode(
+        kind=node_kind(), datadir=tmp_path / "cookie", rpc_port=free_port(), cookie_auth=True
+    )
+    try:
+        await with_password.start()
+        await with_cookie.start()
+        assert not with_password.cookie_path.exists()
+        assert with_cookie.cookie_path.stat().st_mode & 0o777 == 0o600
+        user, password = with_cookie.cookie_path.read_text().split(":", 1)
+        assert user == "__cookie__"
+        status, text = await _post(with_cookie, {"method": "getblockcount", "id": 7}, _auth(user, password))
+        assert status == 200
+        assert json.loads(text) == {"result": 0, "error": None, "id": 7}
+        status, _ = await _post(with_cookie, {"method": "getblockcount"}, _auth(user, "wrong"))
+        assert status == 401
+    finally:
+        await with_password.stop()
+        await with_cookie.stop()
+    assert not with_cookie.cookie_path.exists()  # removed at a clean stop, as bitcoind does
+
+
+async def test_auth_batch_and_error_framing(bitcoin_node: BitcoinNode) -> None:
     node = bitcoin_node
     status, _ = await _post(node, {"method": "getblockcount"}, _auth(node.rpc_user, "wrong"))
     assert status == 401
 
-    user, password = (node.datadir / "regtest" / ".cookie").read_text().split(":", 1)
-    status, text = await _post(node, {"method": "getblockcount", "id": 7}, _auth(user, password))
+    auth = _auth(node.rpc_user, node.rpc_password)
+    status, text = await _post(node, {"method": "getblockcount", "id": 7}, auth)
     assert status == 200
     assert json.loads(text) == {"result": await node.rpc("getblockcount"), "error": None, "id": 7}
 
-    auth = _auth(node.rpc_user, node.rpc_password)
     status, text = await _post(node, {"method": "nosuchmethod", "id": 1}, auth)
     assert status == 404
     assert json.loads(text)["error"] == {"code": -32601, "message": "Method not found"}
@@ -90,8 +115,9 @@ async def test_block_and_transaction_shapes(bitcoin_node: BitcoinNode) -> None:
 
 async def test_fee_estimate_and_network_info(bitcoin_node: BitcoinNode) -> None:
     node = bitcoin_node
+    # bitcoind's answer without fee history: no feerate, and the target it could use, 0.
     estimate = await node.rpc("estimatesmartfee", 6)
-    assert estimate == {"errors": ["Insufficient data or no feerate found"], "blocks": 6}
+    assert estimate == {"errors": ["Insufficient data or no feerate found"], "blocks": 0}
     with pytest.raises(BitcoinRpcError) as err:
         await node.rpc("estimatesmartfee", 0)
     assert err.value.code == -8
