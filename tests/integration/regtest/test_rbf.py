@@ -14,6 +14,9 @@ from tests.integration.regtest.helpers import FEE, funded, signed_p2wpkh_spend
 pytestmark = pytest.mark.bitcoind
 
 VALUE = 200_000
+# A DER signature is 71 or 72 bytes, so two spends alike differ by up to one vbyte (~1 % of ~110): a fee 5 %
+# lower gives a lower feerate whichever signatures they drew.
+LOWER_FEE = FEE * 95 // 100
 
 
 def _btc_kvb(tx: Tx, fee: int = FEE) -> str:
@@ -31,14 +34,16 @@ async def test_replacement_needs_higher_feerate_and_fee(bitcoin_node: BitcoinNod
     # Sending the same transaction again answers its txid, as bitcoind does.
     assert await bitcoin_node.rpc("sendrawtransaction", original.serialize().hex()) == original_txid
 
-    same_rate = signed_p2wpkh_spend(key, outpoint, VALUE, Key.from_seed("second payee").p2wpkh_spk)
-    replacement_id = hash_hex(same_rate.txid)
+    lower_rate = signed_p2wpkh_spend(
+        key, outpoint, VALUE, Key.from_seed("second payee").p2wpkh_spk, fee=LOWER_FEE
+    )
+    replacement_id = hash_hex(lower_rate.txid)
     with pytest.raises(BitcoinRpcError) as err:
-        await bitcoin_node.rpc("sendrawtransaction", same_rate.serialize().hex())
+        await bitcoin_node.rpc("sendrawtransaction", lower_rate.serialize().hex())
     assert err.value.code == -26
     assert err.value.message == (
         f"insufficient fee, rejecting replacement {replacement_id}; "
-        f"new feerate {_btc_kvb(same_rate)} <= old feerate {_btc_kvb(original)}"
+        f"new feerate {_btc_kvb(lower_rate, LOWER_FEE)} <= old feerate {_btc_kvb(original)}"
     )
 
     # A higher feerate, but not enough to pay for the evicted child as well.
