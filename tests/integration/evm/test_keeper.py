@@ -38,7 +38,7 @@ WAIT_POLLS = int(600 * TIMEOUT_FACTOR)  # a bound so a broken loop fails the tes
 
 @pytest.fixture(scope="module")
 def own_anvil() -> Iterator[Anvil]:
-    with run_anvil() as node:
+    with run_anvil(private=True) as node:  # the base fee and automine are changed under it
         yield node
 
 
