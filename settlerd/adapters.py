@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import entry_points
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -105,6 +105,15 @@ class HtlcTerms:
     timelock: int  # chain-native: block height on Bitcoin, unix seconds on EVM
 
 
+class Purpose(enum.StrEnum):
+    """What a signed transaction is for; the journal stores these values."""
+
+    LOCK = "lock"
+    CLAIM = "claim"
+    REFUND = "refund"
+    APPROVE = "approve"  # an ERC-20 allowance, signed with the lock it lets through
+
+
 @dataclass(frozen=True, slots=True)
 class TimelockBounds:
     """When a refund with a given timelock opens, as wall-clock times.
@@ -138,40 +147,86 @@ class SignedTx:
     chain: str
     txid: str
     raw: bytes
-    purpose: str  # "lock", "claim", "refund"
+    purpose: Purpose
+    # The HTLC it locks, claims or refunds, in the form the scanner reports it: for a lock, the one it
+    # creates. None for a transaction of no HTLC (an approve).
+    htlc_id: str | None
     nonce: int | None = None  # EVM account nonce, None on UTXO chains
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-class ChainEventKind(enum.StrEnum):
-    LOCKED = "locked"  # an HTLC matching watched terms was funded (or its depth changed)
-    CLAIMED = "claimed"  # the HTLC was spent with the preimage
-    REFUNDED = "refunded"  # the HTLC was spent back to its sender
-    REORGED = "reorged"  # an earlier LOCKED/CLAIMED/REFUNDED left the best chain
-    TIP = "tip"  # the scanner reached a new best block
+class HtlcFact(enum.StrEnum):
+    """What a chain event tells of an HTLC, and so what a reorg can take back."""
+
+    LOCKED = "locked"
+    CLAIMED = "claimed"
+    REFUNDED = "refunded"
 
 
 @dataclass(frozen=True, slots=True)
-class ChainEvent:
-    kind: ChainEventKind
+class Tip:
+    """The scanner reached a new best block."""
+
     chain: str
     height: int
     block_hash: str | None
-    htlc_id: str | None = None  # outpoint "txid:vout" on Bitcoin, contract swap id on EVM
-    hashlock: bytes | None = None
-    txid: str | None = None
-    amount: int | None = None
-    confirmations: int = 0
-    preimage: bytes | None = None  # set on CLAIMED once the witness or log revealed it
     block_time: datetime | None = None
-    undoes: ChainEventKind | None = None  # on REORGED: which kind of event was undone
-    found: HtlcTerms | None = None  # on LOCKED: the HTLC's terms as read from the chain
+
+
+@dataclass(frozen=True, slots=True)
+class HtlcEvent:
+    """What every event about a watched HTLC carries: where it was found, which HTLC, which transaction."""
+
+    chain: str
+    height: int
+    block_hash: str | None  # None for a spend seen only in the mempool
+    htlc_id: str  # outpoint "txid:vout" on Bitcoin, contract swap id on EVM
+    hashlock: bytes
+    txid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Locked(HtlcEvent):
+    """An HTLC matching watched terms was funded, or its depth changed."""
+
+    fact: ClassVar[HtlcFact] = HtlcFact.LOCKED
+    amount: int
+    confirmations: int
+    found: HtlcTerms  # the HTLC's terms as read from the chain
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed(HtlcEvent):
+    """The HTLC was spent with the preimage, which the witness or log revealed."""
+
+    fact: ClassVar[HtlcFact] = HtlcFact.CLAIMED
+    preimage: bytes
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refunded(HtlcEvent):
+    """The HTLC was spent back to its sender."""
+
+    fact: ClassVar[HtlcFact] = HtlcFact.REFUNDED
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reorged(HtlcEvent):
+    """An earlier Locked, Claimed or Refunded event (of ``txid``) left the best chain."""
+
+    undoes: HtlcFact
+
+
+HtlcFound: TypeAlias = Locked | Claimed | Refunded
+ChainEvent: TypeAlias = Locked | Claimed | Refunded | Reorged | Tip
 
 
 class HtlcSpent(Exception):
     """A claim or refund cannot be built because the HTLC is already spent, by either party.
 
-    Not a failure: the adapter found the spend and handed its CLAIMED (with the preimage) or REFUNDED
+    Not a failure: the adapter found the spend and handed its ``Claimed`` (with the preimage) or ``Refunded``
     event to ``events``, so the engine learns the outcome from there instead of retrying the spend.
     """
 
@@ -252,8 +307,8 @@ class ChainAdapter(Protocol):
         """Our balance of ``asset`` that a lock could spend now, in base units (fees not deducted)."""
 
     async def build_lock(self, terms: HtlcTerms) -> SignedTx:
-        """Sign a transaction that funds the HTLC; never broadcast it. ``meta["htlc_id"]`` names the
-        HTLC it creates, in the same form the scanner reports it."""
+        """Sign a transaction that funds the HTLC; never broadcast it. Its ``htlc_id`` names the HTLC it
+        creates, in the same form the scanner reports it."""
 
     async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
         """Sign a claim of the HTLC with the preimage."""

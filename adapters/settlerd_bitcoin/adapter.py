@@ -17,6 +17,7 @@ from settlerd.adapters import (
     ChainEvent,
     Check,
     HtlcTerms,
+    Purpose,
     SignedTx,
     TimeLeft,
     TimelockBounds,
@@ -45,6 +46,8 @@ from .wallet import Wallet
 log = logging.getLogger(__name__)
 
 BUMPS_CURSOR = "bumps"
+# Spends of an HTLC race the counterparty's: they are fee-bumped, counting blocks from the first broadcast.
+SPENDS = (Purpose.CLAIM, Purpose.REFUND)
 RPC_VERIFY_ALREADY_IN_CHAIN = -27
 # Bitcoin Core's MAX_MONEY (21 million BTC): no output can hold more, so no leg can either.
 MAX_MONEY_SAT = 21_000_000 * 100_000_000
@@ -102,7 +105,7 @@ class BitcoinAdapter:
         await self.scanner.load()
         self._bumps = json.loads(await self.store.get_cursor(self.name, BUMPS_CURSOR) or "{}")
         for tx in await self.store.unconfirmed_txs(self.name):
-            if tx.purpose == "lock":
+            if tx.purpose is Purpose.LOCK:
                 self.wallet.reserved.update(str(i.prevout) for i in parse_tx(tx.raw).inputs)
         await self.scanner.sync()
         self._started = True
@@ -274,9 +277,9 @@ class BitcoinAdapter:
             self.name,
             tx.txid,
             tx.serialize(),
-            "lock",
+            Purpose.LOCK,
+            f"{tx.txid}:0",
             meta={
-                "htlc_id": f"{tx.txid}:0",
                 "address": htlc.address(self.settings.network.hrp),
                 "fee": selection.fee,
                 "fee_rate": rate,
@@ -289,12 +292,14 @@ class BitcoinAdapter:
             raise ValueError(f"{self.name}: the preimage does not match the hashlock of HTLC {htlc_id}")
         htlc = self._htlc(terms)
         self._require_ours(terms.hashlock, htlc.claim_pubkey, "claim", terms)
-        return await self._spend(htlc, htlc_id, preimage, locktime=self.tip, purpose="claim")
+        return await self._spend(htlc, htlc_id, preimage, locktime=self.tip, purpose=Purpose.CLAIM)
 
     async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
         htlc = self._htlc(terms)
         self._require_ours(terms.hashlock, htlc.refund_pubkey, "refund", terms)
-        return await self._spend(htlc, htlc_id, REFUND_SELECTOR, locktime=htlc.locktime, purpose="refund")
+        return await self._spend(
+            htlc, htlc_id, REFUND_SELECTOR, locktime=htlc.locktime, purpose=Purpose.REFUND
+        )
 
     def _require_ours(self, hashlock: bytes, pubkey: bytes, role: str, terms: HtlcTerms) -> None:
         if self.keys.swap_key(hashlock).pubkey != pubkey:
@@ -315,7 +320,7 @@ class BitcoinAdapter:
         return sats(out["value"])
 
     async def _spend(
-        self, htlc: Htlc, htlc_id: str, selector: bytes, locktime: int, purpose: str
+        self, htlc: Htlc, htlc_id: str, selector: bytes, locktime: int, purpose: Purpose
     ) -> SignedTx:
         amount = await self._amount_of(htlc, htlc_id)
         index = self.wallet.take_index(CHANGE)
@@ -326,7 +331,7 @@ class BitcoinAdapter:
         node_tip = int(await self.rpc.call("getblockcount"))
         start = self.settings.fees.race_start(await self.fee_rate())
         # A claim built close to its deadline starts where the bump schedule already is.
-        left = fees.claim_blocks_left(node_tip, htlc.locktime) if purpose == "claim" else None
+        left = fees.claim_blocks_left(node_tip, htlc.locktime) if purpose is Purpose.CLAIM else None
         ceiling = self._ceiling(htlc, selector, destination, amount)
         if ceiling < self.settings.fees.floor:
             raise ValueError(
@@ -339,14 +344,13 @@ class BitcoinAdapter:
             htlc, OutPoint.parse(htlc_id), amount, key, destination, rate, selector, locktime
         )
         meta = {
-            "htlc_id": htlc_id,
             "amount": amount,
             "fee": fee,
             "fee_rate": rate,
             "start_fee_rate": start,  # where the bump schedule starts, before the deadline and dust bounds
             "signed_tip": node_tip,
         }
-        return SignedTx(self.name, tx.txid, tx.serialize(), purpose, meta=meta)
+        return SignedTx(self.name, tx.txid, tx.serialize(), purpose, htlc_id, meta=meta)
 
     def _ceiling(self, htlc: Htlc, selector: bytes, destination: bytes, amount: int) -> float:
         """The highest rate a spend of this HTLC may pay: the operator's cap, or less when the output would
@@ -370,7 +374,7 @@ class BitcoinAdapter:
         except RpcError as exc:
             if exc.code != RPC_VERIFY_ALREADY_IN_CHAIN and not any(m in exc.message for m in ALREADY_KNOWN):
                 raise
-        if tx.purpose in ("claim", "refund") and "sent_tip" not in state:
+        if tx.purpose in SPENDS and "sent_tip" not in state:
             sent_tip = int(await self.rpc.call("getblockcount"))
             self._bumps[tx.txid] = {**state, "sent_tip": sent_tip}
             await self.store.put_cursor(self.name, BUMPS_CURSOR, json.dumps(self._bumps))
@@ -385,7 +389,7 @@ class BitcoinAdapter:
             if self._mined(tx):
                 continue
             try:
-                if tx.purpose in ("claim", "refund"):
+                if tx.purpose in SPENDS:
                     await self._bump_if_due(tx, node_tip)
                 await self.broadcast(tx)
             except RpcError as exc:
@@ -401,8 +405,7 @@ class BitcoinAdapter:
         if (tx.txid, kind) in self._alerted:
             return
         self._alerted.add((tx.txid, kind))
-        htlc_id = tx.meta.get("htlc_id")
-        log.error("%s: %s %s of HTLC %s %s", self.name, tx.purpose, tx.txid, htlc_id, reason)
+        log.error("%s: %s %s of HTLC %s %s", self.name, tx.purpose, tx.txid, tx.htlc_id, reason)
 
     def replacement_of(self, txid: str) -> str | None:
         """The txid of the latest fee-bump replacement of journalled transaction ``txid``, if any."""
@@ -411,11 +414,10 @@ class BitcoinAdapter:
 
     def _mined(self, tx: SignedTx) -> bool:
         """Whether the scanner saw ``tx`` (or, for a spend, any spend of its HTLC) in a block."""
-        if tx.purpose == "lock":
-            funding = self.scanner.fundings.get(str(tx.meta.get("htlc_id")))
+        funding = self.scanner.fundings.get(tx.htlc_id) if tx.htlc_id is not None else None
+        if tx.purpose is Purpose.LOCK:
             return funding is not None
-        if tx.purpose in ("claim", "refund"):
-            funding = self.scanner.fundings.get(str(tx.meta.get("htlc_id")))
+        if tx.purpose in SPENDS:
             return funding is not None and funding.spend is not None and funding.spend.height > 0
         return False
 
@@ -435,7 +437,7 @@ class BitcoinAdapter:
         rate = float(state.get("fee_rate", original.meta["fee_rate"]))
         htlc = parse_htlc(tx.inputs[0].witness[2])
         amount = int(original.meta["amount"])
-        left = fees.claim_blocks_left(node_tip, htlc.locktime) if original.purpose == "claim" else None
+        left = fees.claim_blocks_left(node_tip, htlc.locktime) if original.purpose is Purpose.CLAIM else None
         waited = fees.blocks_waited(self.tip, int(state["sent_tip"]))
         cap = self.settings.fees.cap
         # Spends journalled before the schedule kept its start climb from the rate they were signed at.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from settlerd.adapters import ChainEventKind
+from settlerd.adapters import HtlcFact
 
 from .htlc import sha256
 
@@ -20,11 +20,14 @@ def sats(value: Any) -> int:
 @dataclass(slots=True)
 class Spend:
     txid: str
-    kind: ChainEventKind  # CLAIMED or REFUNDED
-    preimage: bytes | None
+    preimage: bytes | None  # revealed by a claim; None for a refund
     height: int  # 0 while only in the mempool
     block_hash: str | None
     reported: int = -1  # confirmations last reported to the engine, -1 for never
+
+    @property
+    def fact(self) -> HtlcFact:
+        return HtlcFact.REFUNDED if self.preimage is None else HtlcFact.CLAIMED
 
 
 @dataclass(slots=True)
@@ -54,7 +57,7 @@ class Funding:
             s = self.spend
             d["spend"] = [
                 s.txid,
-                s.kind.value,
+                s.fact.value,  # kept in the saved form, which predates deriving it from the preimage
                 s.preimage.hex() if s.preimage else None,
                 s.height,
                 s.block_hash,
@@ -66,10 +69,9 @@ class Funding:
     def from_json(cls, d: dict[str, Any]) -> Funding:
         spend = None
         if "spend" in d:
-            txid, kind, preimage, height, block_hash = d["spend"]
+            txid, _fact, preimage, height, block_hash = d["spend"]
             spend = Spend(
                 txid,
-                ChainEventKind(kind),
                 bytes.fromhex(preimage) if preimage else None,
                 height,
                 block_hash,
@@ -88,10 +90,11 @@ class Funding:
         )
 
 
-def classify_spend(witness: list[str], htlc_hashlock: bytes) -> tuple[ChainEventKind, bytes | None]:
-    """A claim pushes the preimage as the second witness item; a refund pushes 32 other bytes."""
+def revealed_preimage(witness: list[str], htlc_hashlock: bytes) -> bytes | None:
+    """The preimage a claim pushes as the second witness item; None for a refund, which pushes 32 other
+    bytes."""
     if len(witness) == 3:
         selector = bytes.fromhex(witness[1])
         if len(selector) == 32 and sha256(selector) == htlc_hashlock:
-            return ChainEventKind.CLAIMED, selector
-    return ChainEventKind.REFUNDED, None
+            return selector
+    return None

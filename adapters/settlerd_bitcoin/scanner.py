@@ -14,10 +14,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
+from settlerd.adapters import (
+    AdapterStore,
+    ChainEvent,
+    Claimed,
+    HtlcFact,
+    HtlcTerms,
+    Locked,
+    Refunded,
+    Reorged,
+    Tip,
+)
 
 from .htlc import Htlc, parse_htlc
-from .records import Funding, Spend, classify_spend, sats
+from .records import Funding, Spend, revealed_preimage, sats
 from .rpc import RpcClient, RpcError
 from .txbuild import OutPoint
 from .wallet import Utxo, Wallet
@@ -184,12 +194,12 @@ class Scanner:
         for op, f in list(self.fundings.items()):
             if f.spend is not None and f.spend.height > fork:
                 if f.spend.reported >= 0:
-                    self._emit_reorg(f, f.spend.kind, f.spend.txid, fork)
+                    self._emit_reorg(f, f.spend.fact, f.spend.txid, fork)
                 f.spend = None
                 self.maturing.add(op)
             if f.height > fork:
                 if f.reported >= 0:
-                    self._emit_reorg(f, ChainEventKind.LOCKED, op.split(":")[0], fork)
+                    self._emit_reorg(f, HtlcFact.LOCKED, op.split(":")[0], fork)
                 del self.fundings[op]
                 self.maturing.discard(op)
             elif f.reported > fork - f.height + 1:
@@ -209,20 +219,8 @@ class Scanner:
         self.mempool_txs.clear()
         self.mempool_spends.clear()
 
-    def _emit_reorg(self, f: Funding, undone: ChainEventKind, txid: str, fork: int) -> None:
-        self.emit(
-            ChainEvent(
-                ChainEventKind.REORGED,
-                self.chain,
-                fork,
-                self.hashes.get(fork),
-                htlc_id=f.outpoint,
-                hashlock=f.hashlock,
-                txid=txid,
-                amount=f.amount,
-                undoes=undone,
-            )
-        )
+    def _emit_reorg(self, f: Funding, undone: HtlcFact, txid: str, fork: int) -> None:
+        self.emit(Reorged(self.chain, fork, self.hashes.get(fork), f.outpoint, f.hashlock, txid, undone))
 
     def _apply(self, block: dict[str, Any]) -> None:
         height = int(block["height"])
@@ -238,9 +236,7 @@ class Scanner:
                 del self.wallet.utxos[op]
         for op in sorted(self.maturing):
             self._report(self.fundings[op])
-        self.emit(
-            ChainEvent(ChainEventKind.TIP, self.chain, height, block_hash, block_time=_time(block_time))
-        )
+        self.emit(Tip(self.chain, height, block_hash, _time(block_time)))
 
     def _apply_tx(self, tx: dict[str, Any], height: int, block_hash: str, block_time: int) -> None:
         txid = tx["txid"]
@@ -281,15 +277,14 @@ class Scanner:
         previous = funding.spend
         if previous is not None and previous.height > 0:
             return
-        kind, preimage = classify_spend(witness, funding.hashlock)
+        preimage = revealed_preimage(witness, funding.hashlock)
         reported = previous.reported if previous is not None and previous.txid == txid else -1
-        funding.spend = Spend(txid, kind, preimage, height, block_hash, reported)
+        funding.spend = Spend(txid, preimage, height, block_hash, reported)
         self.maturing.add(funding.outpoint)
 
-    def _found(self, f: Funding) -> HtlcTerms | None:
-        htlc = self.htlcs.get(f.script_pubkey)
-        if htlc is None:
-            return None
+    def _found(self, f: Funding) -> HtlcTerms:
+        # A funding is kept only while its script is watched: unwatch() drops both together.
+        htlc = self.htlcs[f.script_pubkey]
         return HtlcTerms(
             chain=self.chain,
             asset="BTC",
@@ -303,45 +298,31 @@ class Scanner:
     def _report(self, f: Funding) -> None:
         """Report the funding's and its spend's depth until both reach the finality depth."""
         depth = self.tip - f.height + 1
+        txid = f.outpoint.split(":")[0]
         if depth > f.reported:
             f.reported = depth
             self.emit(
-                ChainEvent(
-                    ChainEventKind.LOCKED,
-                    self.chain,
-                    f.height,
-                    f.block_hash,
-                    htlc_id=f.outpoint,
-                    hashlock=f.hashlock,
-                    txid=f.outpoint.split(":")[0],
-                    amount=f.amount,
-                    confirmations=depth,
-                    block_time=_time(f.block_time),
-                    found=self._found(f),
+                Locked(
+                    self.chain, f.height, f.block_hash, f.outpoint, f.hashlock, txid, f.amount, depth,
+                    self._found(f),
                 )
-            )
+            )  # fmt: skip
         s = f.spend
         if s is not None:
             spend_depth = self.tip - s.height + 1 if s.height > 0 else 0
             if spend_depth > s.reported:
                 s.reported = spend_depth
-                self.emit(
-                    ChainEvent(
-                        s.kind,
-                        self.chain,
-                        s.height or self.tip,
-                        s.block_hash,
-                        htlc_id=f.outpoint,
-                        hashlock=f.hashlock,
-                        txid=s.txid,
-                        amount=f.amount,
-                        confirmations=spend_depth,
-                        preimage=s.preimage,
-                    )
-                )
+                self.emit(self._spend_event(f, s, spend_depth))
         # Final and unspent, or final and spent deep enough: nothing to report until a spend shows up.
         if f.reported >= self.finality_depth and (s is None or s.reported >= self.finality_depth):
             self.maturing.discard(f.outpoint)
+
+    def _spend_event(self, f: Funding, s: Spend, depth: int) -> Claimed | Refunded:
+        # A spend seen only in the mempool is reported at the tip, with no block and no confirmation.
+        at = (self.chain, s.height or self.tip, s.block_hash, f.outpoint, f.hashlock, s.txid)
+        if s.preimage is not None:
+            return Claimed(*at, s.preimage, depth)
+        return Refunded(*at, depth)
 
     # mempool
 

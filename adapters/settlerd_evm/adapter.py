@@ -7,6 +7,7 @@ import logging
 import math
 import string
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from settlerd.adapters import (
     Check,
     HtlcSpent,
     HtlcTerms,
+    Purpose,
     SignedTx,
     TimeLeft,
     TimelockBounds,
@@ -243,27 +245,24 @@ class EvmAdapter:
         htlc_id = "0x" + c.swap_id(token, self.address, terms.timelock, terms.hashlock).hex()
         if token == c.ZERO_ADDRESS:
             data = c.lock_eth(terms.recipient, terms.hashlock, terms.timelock)
-            return await self._sign("lock", data, value=terms.amount, htlc_id=htlc_id)
+            return await self._sign(Purpose.LOCK, data, value=terms.amount, htlc_id=htlc_id)
         data = c.lock_token(token, terms.recipient, terms.amount, terms.hashlock, terms.timelock)
         raw = await self.w3.eth.call({"to": token, "data": c.allowance(self.address, self.contract)})
         if int.from_bytes(bytes(raw)[:32], "big") >= terms.amount:
-            return await self._sign("lock", data, htlc_id=htlc_id)
+            return await self._sign(Purpose.LOCK, data, htlc_id=htlc_id)
         # One fee quote for both, taken before either nonce: no node call can fail between the two
         # nonces, which would leave the approve's nonce handed out and never journaled (a gap).
         quote = fees.quote(await self._base_fee(), self.settings.fee_policy())
         approve = c.approve(self.contract, terms.amount)
-        approval = await self._sign("approve", approve, to=token, quote=quote)
-        lock = await self._sign("lock", data, gas=TOKEN_LOCK_GAS, htlc_id=htlc_id, quote=quote)
-        return SignedTx(
-            lock.chain, lock.txid, lock.raw, lock.purpose, lock.nonce,
-            {**lock.meta, "before": [_as_meta(approval)]},
-        )  # fmt: skip
+        approval = await self._sign(Purpose.APPROVE, approve, to=token, quote=quote)
+        lock = await self._sign(Purpose.LOCK, data, gas=TOKEN_LOCK_GAS, htlc_id=htlc_id, quote=quote)
+        return replace(lock, meta={**lock.meta, "before": [_as_meta(approval)]})
 
     async def build_claim(self, terms: HtlcTerms, htlc_id: str, preimage: bytes) -> SignedTx:
         data = c.claim(c.token_address(terms.asset), terms.sender, terms.timelock, preimage)
         try:
             # The timelock goes into meta so the keeper can bump a claim sooner as it draws near.
-            return await self._sign("claim", data, htlc_id=htlc_id, timelock=terms.timelock)
+            return await self._sign(Purpose.CLAIM, data, htlc_id=htlc_id, timelock=terms.timelock)
         except HtlcReverted as exc:
             await self._raise_if_spent(terms, exc)
             raise
@@ -271,7 +270,7 @@ class EvmAdapter:
     async def build_refund(self, terms: HtlcTerms, htlc_id: str) -> SignedTx:
         data = c.refund(c.token_address(terms.asset), terms.sender, terms.timelock, terms.hashlock)
         try:
-            return await self._sign("refund", data, htlc_id=htlc_id)
+            return await self._sign(Purpose.REFUND, data, htlc_id=htlc_id)
         except HtlcReverted as exc:
             await self._raise_if_spent(terms, exc)
             raise
@@ -286,7 +285,7 @@ class EvmAdapter:
         spend = await self.scanner.find_spend(htlc_id, terms.hashlock)
         if spend is not None:
             raise HtlcSpent(
-                f"{self.name}: HTLC 0x{htlc_id.hex()} was already {spend.kind} in {spend.txid} "
+                f"{self.name}: HTLC 0x{htlc_id.hex()} was already {spend.fact} in {spend.txid} "
                 f"(block {spend.height})"
             ) from exc
 
@@ -297,7 +296,7 @@ class EvmAdapter:
         new = fees.bump(previous, await self._base_fee(), self.settings.fee_policy())
         return self._signed(
             tx.purpose, str(m["to"]), bytes.fromhex(str(m["data"])[2:]), int(m["value"]), int(m["gas"]),
-            int(m["nonce"]), new, {k: v for k, v in m.items() if k in ("htlc_id", "before", "timelock")},
+            int(m["nonce"]), new, tx.htlc_id, {k: v for k, v in m.items() if k in ("before", "timelock")},
         )  # fmt: skip
 
     async def broadcast(self, tx: SignedTx) -> str:
@@ -322,7 +321,7 @@ class EvmAdapter:
         return int(block["baseFeePerGas"])
 
     async def _sign(
-        self, purpose: str, data: bytes, *, value: int = 0, to: str | None = None, gas: int | None = None,
+        self, purpose: Purpose, data: bytes, *, value: int = 0, to: str | None = None, gas: int | None = None,
         htlc_id: str | None = None, timelock: int | None = None, quote: fees.Fees | None = None,
     ) -> SignedTx:  # fmt: skip
         to = to or self.contract
@@ -336,12 +335,12 @@ class EvmAdapter:
             gas = estimate * GAS_HEADROOM_NUM // GAS_HEADROOM_DEN
         quote = quote or fees.quote(await self._base_fee(), self.settings.fee_policy())
         nonce = await self.nonces.allocate()
-        extra = {k: v for k, v in (("htlc_id", htlc_id), ("timelock", timelock)) if v is not None}
-        return self._signed(purpose, to, data, value, gas, nonce, quote, extra)
+        extra = {"timelock": timelock} if timelock is not None else {}
+        return self._signed(purpose, to, data, value, gas, nonce, quote, htlc_id, extra)
 
     def _signed(
-        self, purpose: str, to: str, data: bytes, value: int, gas: int, nonce: int, fee: fees.Fees,
-        extra: Mapping[str, Any],
+        self, purpose: Purpose, to: str, data: bytes, value: int, gas: int, nonce: int, fee: fees.Fees,
+        htlc_id: str | None, extra: Mapping[str, Any],
     ) -> SignedTx:  # fmt: skip
         tx = {
             "type": 2, "chainId": self._chain_id, "nonce": nonce, "to": to, "value": value, "data": data,
@@ -355,11 +354,11 @@ class EvmAdapter:
             "nonce": nonce, "max_fee_per_gas": fee.max_fee_per_gas,
             "max_priority_fee_per_gas": fee.max_priority_fee_per_gas, **extra,
         }  # fmt: skip
-        return SignedTx(self.name, txid, bytes(signed.raw_transaction), purpose, nonce, meta)
+        return SignedTx(self.name, txid, bytes(signed.raw_transaction), purpose, htlc_id, nonce, meta)
 
 
 def _as_meta(tx: SignedTx) -> dict[str, Any]:
-    return {"txid": tx.txid, "raw": "0x" + tx.raw.hex(), "nonce": tx.nonce, "purpose": tx.purpose}
+    return {"txid": tx.txid, "raw": "0x" + tx.raw.hex(), "nonce": tx.nonce, "purpose": tx.purpose.value}
 
 
 def factory(settings: Mapping[str, Any], store: AdapterStore) -> EvmAdapter:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from web3.exceptions import Web3RPCError
 
-from settlerd.adapters import AdapterStore, SignedTx
+from settlerd.adapters import AdapterStore, Purpose, SignedTx
 
 from .fees import FeeCapReached
 
@@ -99,6 +99,10 @@ class Keeper:
     @staticmethod
     def _patience(tx: SignedTx, timestamp: int) -> int:
         timelock = tx.meta.get("timelock")
-        if tx.purpose == "claim" and timelock is not None and int(timelock) - timestamp <= URGENT_CLAIM_S:
+        if (
+            tx.purpose is Purpose.CLAIM
+            and timelock is not None
+            and int(timelock) - timestamp <= URGENT_CLAIM_S
+        ):
             return URGENT_BUMP_AFTER_BLOCKS
         return BUMP_AFTER_BLOCKS

@@ -23,7 +23,17 @@ from aiohttp import ClientResponseError
 from eth_abi.exceptions import DecodingError
 from web3.exceptions import BadResponseFormat, Web3RPCError
 
-from settlerd.adapters import AdapterStore, ChainEvent, ChainEventKind, HtlcTerms
+from settlerd.adapters import (
+    AdapterStore,
+    ChainEvent,
+    Claimed,
+    HtlcFound,
+    HtlcTerms,
+    Locked,
+    Refunded,
+    Reorged,
+    Tip,
+)
 
 from . import contract as c
 
@@ -65,7 +75,7 @@ class NodeFault(RuntimeError):
 class _Reported:
     """An event already handed on, kept until it is buried deeper than the reorg window."""
 
-    event: ChainEvent
+    event: HtlcFound
     final: bool = False
 
 
@@ -160,10 +170,10 @@ class Scanner:
             self._hashes = {h: v for h, v in self._hashes.items() if h > tip - REORG_WINDOW}
             await self._store.put_cursor(self._chain, "scan:hashes", json.dumps(self._hashes))
             await self._store.put_cursor(self._chain, "scan:tip", str(tip))
-            self._emit(ChainEvent(ChainEventKind.TIP, self._chain, tip, self._hashes.get(tip)))
+            self._emit(Tip(self._chain, tip, self._hashes.get(tip)))
         self._report_depths(tip)
 
-    async def find_spend(self, htlc_id: bytes, hashlock: bytes) -> ChainEvent | None:
+    async def find_spend(self, htlc_id: bytes, hashlock: bytes) -> Claimed | Refunded | None:
         """The latest Claimed or Refunded log of swap ``htlc_id`` up to the node's tip, reported as if
         scanned (depth updates, reorgs); None if there is none within the backfill window.
 
@@ -171,21 +181,21 @@ class Scanner:
         a range this scanner has not reached.
         """
         tip = await self._tip()
-        known = [r for r in self._reported if r.event.htlc_id == _hex(htlc_id) and r.event.kind in _SPENDS]
-        if known:
-            # Found before, and still on the chain as far as this scanner knows: no need to look again.
-            r = max(known, key=lambda r: r.event.height)
-            r.event = replace(r.event, confirmations=tip - r.event.height + 1)
-            r.final = r.event.confirmations >= self._finality_depth
-            self._emit(r.event)
-            return r.event
+        for r in sorted(self._reported, key=lambda r: r.event.height, reverse=True):
+            known = r.event
+            if isinstance(known, Claimed | Refunded) and known.htlc_id == _hex(htlc_id):
+                # Found before, and still on the chain as far as this scanner knows: no need to look again.
+                known = replace(known, confirmations=tip - known.height + 1)
+                r.event, r.final = known, known.confirmations >= self._finality_depth
+                self._emit(known)
+                return known
         self._ids.setdefault(htlc_id, hashlock)
         # Claimed is indexed by hashlock, Refunded by id: one query finds both.
         topics = [[_hex(c.CLAIMED_TOPIC), _hex(c.REFUNDED_TOPIC)], [_hex(hashlock), _hex(htlc_id)]]
-        spends = []
+        spends: list[tuple[int, int, Claimed | Refunded]] = []
         for entry in await self._scan(max(0, tip - self._backfill_blocks), tip, topics):
             event = self._event(entry, tip)
-            if event is not None and event.htlc_id == _hex(htlc_id) and event.kind in _SPENDS:
+            if isinstance(event, Claimed | Refunded) and event.htlc_id == _hex(htlc_id):
                 spends.append((event.height, int(entry.get("logIndex") or 0), event))
         if not spends:
             return None
@@ -263,7 +273,7 @@ class Scanner:
             e = r.event
             if e.height in hashes and hashes[e.height] != e.block_hash:
                 log.warning(
-                    "%s: block %d of %s %s left the best chain", self._chain, e.height, e.kind, e.txid
+                    "%s: block %d of %s %s left the best chain", self._chain, e.height, e.fact, e.txid
                 )
                 self._emit(_reorged(e))
             else:
@@ -322,7 +332,7 @@ class Scanner:
             self._reported.append(_Reported(event, final))
             self._emit(event)
 
-    def _known(self, event: ChainEvent) -> bool:
+    def _known(self, event: HtlcFound) -> bool:
         return any(
             r.event.txid == event.txid
             and r.event.htlc_id == event.htlc_id
@@ -330,7 +340,7 @@ class Scanner:
             for r in self._reported
         )
 
-    def _event(self, entry: Mapping[str, Any], tip: int) -> ChainEvent | None:
+    def _event(self, entry: Mapping[str, Any], tip: int) -> HtlcFound | None:
         """The event a log means for what is watched, or None; a malformed log is a node fault."""
         if entry.get("removed"):
             return None
@@ -339,13 +349,8 @@ class Scanner:
                 raise ValueError(f"a log of {entry['address']}, not of the contract")
             decoded = c.decode_log([_word(t) for t in entry["topics"]], bytes(entry["data"]))
             height = int(entry["blockNumber"])
-            base: dict[str, Any] = {
-                "chain": self._chain,
-                "height": height,
-                "block_hash": _hex(_word(entry["blockHash"])),
-                "txid": _hex(_word(entry["transactionHash"])),
-                "confirmations": tip - height + 1,
-            }
+            block_hash = _hex(_word(entry["blockHash"]))
+            txid = _hex(_word(entry["transactionHash"]))
         except (KeyError, TypeError, ValueError, DecodingError) as exc:
             raise NodeFault(f"{self._chain}: malformed log {str(entry)[:300]}: {exc!r}") from None
         if isinstance(decoded, c.LockedLog):
@@ -354,23 +359,25 @@ class Scanner:
                 return None
             self._ids[decoded.id] = decoded.hashlock
             found = replace(matching[0], amount=decoded.amount, timelock=decoded.timelock)
-            return ChainEvent(
-                ChainEventKind.LOCKED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
-                amount=decoded.amount, found=found, **base,
+            return Locked(
+                self._chain, height, block_hash, _hex(decoded.id), decoded.hashlock, txid, decoded.amount,
+                tip - height + 1, found,
             )  # fmt: skip
         if isinstance(decoded, c.ClaimedLog):
             if decoded.id not in self._ids:
                 return None
             # Hand the preimage on at once: the counter-leg must be claimed before its timelock.
-            return ChainEvent(
-                ChainEventKind.CLAIMED, htlc_id=_hex(decoded.id), hashlock=decoded.hashlock,
-                preimage=decoded.preimage, **base,
+            return Claimed(
+                self._chain, height, block_hash, _hex(decoded.id), decoded.hashlock, txid, decoded.preimage,
+                tip - height + 1,
             )  # fmt: skip
         if isinstance(decoded, c.RefundedLog):
             hashlock = self._ids.get(decoded.id)
             if hashlock is None:
                 return None
-            return ChainEvent(ChainEventKind.REFUNDED, htlc_id=_hex(decoded.id), hashlock=hashlock, **base)
+            return Refunded(
+                self._chain, height, block_hash, _hex(decoded.id), hashlock, txid, tip - height + 1
+            )
         return None
 
     def _report_depths(self, tip: int) -> None:
@@ -386,9 +393,6 @@ class Scanner:
             if confirmations <= REORG_WINDOW:
                 kept.append(r)
         self._reported = kept
-
-
-_SPENDS = (ChainEventKind.CLAIMED, ChainEventKind.REFUNDED)
 
 
 def _word(value: Any) -> bytes:
@@ -412,11 +416,8 @@ def _too_big(exc: Exception) -> bool:
     return any(word in message for word in TOO_BIG_WORDS)
 
 
-def _reorged(e: ChainEvent) -> ChainEvent:
-    return ChainEvent(
-        ChainEventKind.REORGED, e.chain, e.height, e.block_hash, htlc_id=e.htlc_id, hashlock=e.hashlock,
-        txid=e.txid, amount=e.amount, undoes=e.kind,
-    )  # fmt: skip
+def _reorged(e: HtlcFound) -> Reorged:
+    return Reorged(e.chain, e.height, e.block_hash, e.htlc_id, e.hashlock, e.txid, e.fact)
 
 
 def _matches(log_: c.LockedLog, terms: HtlcTerms) -> bool:

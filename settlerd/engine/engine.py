@@ -18,7 +18,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from settlerd import swap
-from settlerd.adapters import ChainAdapter, ChainEvent, ChainEventKind
+from settlerd.adapters import (
+    ChainAdapter,
+    ChainEvent,
+    Claimed,
+    HtlcEvent,
+    HtlcFact,
+    Locked,
+    Purpose,
+    Refunded,
+    Reorged,
+)
 from settlerd.store import Store, TxStatus
 from settlerd.store.rows import UNCONFIRMED
 from settlerd.swap import Leg, Spend, SwapState
@@ -36,9 +46,9 @@ log = logging.getLogger("settlerd.engine")
 DEFAULT_TICK = timedelta(seconds=5)
 
 _UNDONE = {
-    ChainEventKind.LOCKED: Spend.LOCK,
-    ChainEventKind.CLAIMED: Spend.CLAIM,
-    ChainEventKind.REFUNDED: Spend.REFUND,
+    HtlcFact.LOCKED: Spend.LOCK,
+    HtlcFact.CLAIMED: Spend.CLAIM,
+    HtlcFact.REFUNDED: Spend.REFUND,
 }
 
 
@@ -230,9 +240,10 @@ class Engine:
         if not (final or ended):
             return []
         txid = txid or getattr(event, "txid", None)
+        purpose = Purpose(spend.value) if spend is not None else None
         updates: list[tuple[str, TxStatus]] = []
         for record in await self.store.signed_txs(swap_id=swap_id, statuses=UNCONFIRMED):
-            if final and seen is not None and record.leg == int(seen.leg) and record.purpose == spend:
+            if final and seen is not None and record.leg == int(seen.leg) and record.purpose == purpose:
                 confirmed = record.txid == txid
                 updates.append((record.txid, TxStatus.CONFIRMED if confirmed else TxStatus.REPLACED))
             elif ended and record.nonce is None:
@@ -279,49 +290,41 @@ class Engine:
     # Chain events and ticks
 
     async def on_chain_event(self, event: ChainEvent) -> None:
-        if event.kind is ChainEventKind.TIP or event.hashlock is None or event.htlc_id is None:
-            return
+        if not isinstance(event, HtlcEvent):
+            return  # a new tip: deadlines are looked at by the ticker
         for swap_id, leg in list(self._index.get((event.chain, event.hashlock), [])):
             if swap_id not in self._live:
                 continue
             terms = self._live[swap_id].state.terms.leg(leg)
-            if event.found is not None and (event.found.recipient, event.found.sender) != (
+            if isinstance(event, Locked) and (event.found.recipient, event.found.sender) != (
                 terms.recipient,
                 terms.sender,
             ):
                 continue  # both legs on one chain share the hashlock: a lock belongs to the leg it pays
             known = self._live[swap_id].state.leg(leg).htlc_id
-            if event.kind is not ChainEventKind.LOCKED and known is not None and known != event.htlc_id:
+            if not isinstance(event, Locked) and known is not None and known != event.htlc_id:
                 continue  # a spend or reorg of the other leg's HTLC
-            translated = self._translate(event, leg)
-            if translated is not None:
-                await self._guarded_apply(swap_id, translated, txid=event.txid)
+            await self._guarded_apply(swap_id, self._translate(event, leg), txid=event.txid)
 
-    def _translate(self, event: ChainEvent, leg: Leg) -> swap.Event | None:
+    def _translate(self, event: Locked | Claimed | Refunded | Reorged, leg: Leg) -> swap.Event:
         at, htlc_id = self.clock(), event.htlc_id
-        assert htlc_id is not None
-        match event.kind:
-            case ChainEventKind.LOCKED if event.found is not None:
+        match event:
+            case Locked(found=terms):
                 found = swap.terms.FoundHtlc(
                     chain=event.chain,
-                    asset=event.found.asset,
-                    amount=event.amount if event.amount is not None else event.found.amount,
-                    hashlock=event.found.hashlock,
-                    recipient=event.found.recipient,
-                    timelock=event.found.timelock,
+                    asset=terms.asset,
+                    amount=event.amount,
+                    hashlock=terms.hashlock,
+                    recipient=terms.recipient,
+                    timelock=terms.timelock,
                 )
                 return swap.LockSeen(at, leg, htlc_id, found, event.confirmations)
-            case ChainEventKind.CLAIMED if event.preimage is not None:
-                return swap.ClaimSeen(at, leg, htlc_id, event.txid or "", event.preimage, event.confirmations)
-            case ChainEventKind.REFUNDED:
-                return swap.RefundSeen(at, leg, htlc_id, event.txid or "", event.confirmations)
-            case ChainEventKind.REORGED if event.undoes in _UNDONE:
-                assert event.undoes is not None
+            case Claimed():
+                return swap.ClaimSeen(at, leg, htlc_id, event.txid, event.preimage, event.confirmations)
+            case Refunded():
+                return swap.RefundSeen(at, leg, htlc_id, event.txid, event.confirmations)
+            case Reorged():
                 return swap.Reorged(at, leg, htlc_id, _UNDONE[event.undoes])
-        log.warning(
-            "chain %s: %s event for HTLC %s lacks what the engine needs", event.chain, event.kind, htlc_id
-        )
-        return None
 
     async def tick(self) -> None:
         """Re-evaluate deadlines of every live swap and queue unfinished actions again."""

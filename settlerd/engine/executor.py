@@ -144,7 +144,7 @@ class Executor:
         )
         at = self._clock()
         if spend is Spend.LOCK:
-            htlc_id = str(tx.meta.get("htlc_id") or "")
+            htlc_id = tx.htlc_id
             if not htlc_id:
                 raise RuntimeError(f"adapter {adapter.name} signed a lock without naming its HTLC id")
             await self._apply(swap_id, swap.LockBroadcast(at, leg, tx.txid, htlc_id))

@@ -10,8 +10,9 @@ from typing import Any, TypeAlias
 from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..adapters import Purpose
 from . import schema as t
-from .rows import ChainHead, Event, Leg, SignedTxRecord, Swap, TxStatus
+from .rows import HTLC_ID_KEY, ChainHead, Event, Leg, SignedTxRecord, Swap, TxStatus
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -61,16 +62,18 @@ def leg_from(row: AnyRow) -> Leg:
 
 
 def signed_tx_from(row: AnyRow) -> SignedTxRecord:
+    meta = json.loads(row.meta)
     return SignedTxRecord(
         id=row.id,
         chain=row.chain,
         swap_id=row.swap_id,
         leg=row.leg,
-        purpose=row.purpose,
+        purpose=Purpose(row.purpose),
+        htlc_id=meta.pop(HTLC_ID_KEY, None),
         txid=row.txid,
         raw=bytes(row.raw),
         nonce=row.nonce,
-        meta=json.loads(row.meta),
+        meta=meta,
         status=TxStatus(row.status),
         created_at=row.created_at,
         broadcast_at=row.broadcast_at,

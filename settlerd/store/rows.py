@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..adapters import SignedTx
+from ..adapters import Purpose, SignedTx
 
 
 class TxStatus(enum.StrEnum):
@@ -54,13 +54,24 @@ class Leg:
     deadline: datetime | None = None
 
 
+# The journal keeps a transaction's HTLC id in its meta column, as it did before ``SignedTx`` had the field:
+# entries written then read back the same.
+HTLC_ID_KEY = "htlc_id"
+
+
+def journal_meta(tx: SignedTx) -> dict[str, Any]:
+    """``tx.meta`` as the journal stores it, with the HTLC id the transaction names."""
+    return {**tx.meta, HTLC_ID_KEY: tx.htlc_id} if tx.htlc_id is not None else dict(tx.meta)
+
+
 @dataclass(frozen=True, slots=True)
 class SignedTxRecord:
     id: int
     chain: str
     swap_id: str | None
     leg: int | None
-    purpose: str
+    purpose: Purpose
+    htlc_id: str | None
     txid: str
     raw: bytes
     nonce: int | None
@@ -77,6 +88,7 @@ class SignedTxRecord:
             txid=self.txid,
             raw=self.raw,
             purpose=self.purpose,
+            htlc_id=self.htlc_id,
             nonce=self.nonce,
             meta=dict(self.meta),
         )

@@ -16,7 +16,7 @@ from . import queries
 from . import schema as t
 from .errors import Conflict, HashlockInUse, NotFound
 from .hashchain import canonical_json, event_hash
-from .rows import Event, Leg, Swap, TxStatus
+from .rows import Event, Leg, Swap, TxStatus, journal_meta
 from .timestamps import utcnow
 
 
@@ -156,11 +156,11 @@ class WriteTx:
                 chain=tx.chain,
                 swap_id=swap_id,
                 leg=leg,
-                purpose=tx.purpose,
+                purpose=tx.purpose.value,
                 txid=tx.txid,
                 raw=tx.raw,
                 nonce=tx.nonce,
-                meta=canonical_json(tx.meta),
+                meta=canonical_json(journal_meta(tx)),
                 status=TxStatus.SIGNED.value,
                 created_at=utcnow(),
                 replaces=replaces,

@@ -24,6 +24,7 @@ from settlerd.adapters import (
     ChainEvent,
     HtlcSpent,
     HtlcTerms,
+    Purpose,
     SignedTx,
     TimeLeft,
     TimelockBounds,
@@ -224,10 +225,10 @@ class FakeChainAdapter:
         await self._node()
         spend = self.scanner.find_spend(htlc_id)
         if spend is not None:
-            raise HtlcSpent(f"{self.name}: HTLC {htlc_id} was already {spend.kind} in {spend.txid}")
+            raise HtlcSpent(f"{self.name}: HTLC {htlc_id} was already {spend.fact} in {spend.txid}")
 
     def _signed(self, tx: FakeTx, *, htlc_id: str) -> SignedTx:
-        return SignedTx(self.name, tx.txid, tx.encode(), tx.kind, None, {"htlc_id": htlc_id, "fee": tx.fee})
+        return SignedTx(self.name, tx.txid, tx.encode(), Purpose(tx.kind), htlc_id, meta={"fee": tx.fee})
 
     async def broadcast(self, tx: SignedTx) -> str:
         await self._node()

@@ -33,20 +33,39 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import pytest
 
-from settlerd.adapters import ChainAdapter, ChainEvent, HtlcTerms, SignedTx
+from settlerd.adapters import (
+    ChainAdapter,
+    ChainEvent,
+    Claimed,
+    HtlcEvent,
+    HtlcFact,
+    HtlcTerms,
+    Locked,
+    Purpose,
+    Refunded,
+    Reorged,
+    SignedTx,
+    Tip,
+)
 
 from . import events
-from .events import Kind
 
 LONG = timedelta(hours=2)  # a timelock no test reaches
 SHORT = timedelta(minutes=30)  # a timelock the refund test reaches by ``advance``
 # How many times the refund test moves the chain on before a refund must be accepted: the adapters'
 # estimates are conservative (early), so the timelock may need a block or a few seconds more.
 REFUND_ATTEMPTS = 10
+
+E = TypeVar("E", bound=HtlcEvent)
+T = TypeVar("T")
+
+
+def _about(event: ChainEvent, terms: HtlcTerms) -> bool:
+    return isinstance(event, HtlcEvent) and event.hashlock == terms.hashlock
 
 
 @dataclass
@@ -59,17 +78,17 @@ class Feed:
     _taken: set[int] = field(default_factory=set)
     _stream: AsyncIterator[ChainEvent] | None = None
 
-    async def expect(
-        self, kind: Kind, hashlock: bytes | None = None, where: Callable[[ChainEvent], bool] = lambda e: True
-    ) -> ChainEvent:
-        """The first event of ``kind`` (for ``hashlock``) satisfying ``where``, in the scanner's order."""
-        return self.seen[await self._index(kind, hashlock, where)]
+    async def expect(self, kind: type[E], hashlock: bytes, where: Callable[[E], bool] = lambda e: True) -> E:
+        """The first event of ``kind`` for ``hashlock`` satisfying ``where``, in the scanner's order."""
+        event = self.seen[await self._index(kind, lambda e: e.hashlock == hashlock and where(e))]
+        assert isinstance(event, kind)
+        return event
 
     async def through(self, height: int) -> list[ChainEvent]:
-        """Every event the scanner reported before its first TIP at ``height`` or above."""
-        return self.seen[: await self._index(Kind.TIP, None, lambda e: e.height >= height)]
+        """Every event the scanner reported before its first Tip at ``height`` or above."""
+        return self.seen[: await self._index(Tip, lambda e: e.height >= height)]
 
-    async def _index(self, kind: Kind, hashlock: bytes | None, where: Callable[[ChainEvent], bool]) -> int:
+    async def _index(self, kind: type[T], where: Callable[[T], bool]) -> int:
         if self._stream is None:
             self._stream = aiter(self.adapter.events())
         i = 0
@@ -78,8 +97,7 @@ class Feed:
                 while i >= len(self.seen):
                     self.seen.append(await anext(self._stream))
                 event = self.seen[i]
-                wanted = events.kind(event) is kind and hashlock in (None, event.hashlock)
-                if wanted and i not in self._taken and where(event):
+                if isinstance(event, kind) and i not in self._taken and where(event):
                     self._taken.add(i)
                     return i
                 i += 1
@@ -175,7 +193,7 @@ class AdapterConformance:
 
     async def locked(
         self, sender: Party, recipient: Party, *, within: timedelta = LONG
-    ) -> tuple[HtlcTerms, bytes, SignedTx, ChainEvent]:
+    ) -> tuple[HtlcTerms, bytes, SignedTx, Locked]:
         """A lock from sender to recipient, broadcast, mined and seen by both at its first confirmation."""
         terms, secret = await self.terms(sender, recipient, within=within)
         for party in (sender, recipient):
@@ -183,8 +201,8 @@ class AdapterConformance:
         tx = await sender.adapter.build_lock(terms)
         await sender.adapter.broadcast(tx)
         await self.mine(1)
-        seen = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
-        await sender.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
+        seen = await recipient.feed.expect(Locked, terms.hashlock, events.in_block)
+        await sender.feed.expect(Locked, terms.hashlock, events.in_block)
         return terms, secret, tx, seen
 
     async def mined(self, party: Party, blocks: int = 1) -> list[ChainEvent]:
@@ -202,21 +220,21 @@ class AdapterConformance:
         assert sender.adapter.check_terms(terms) == [] and recipient.adapter.check_terms(terms) == []
         recipient.adapter.watch(terms)
         tx = await sender.adapter.build_lock(terms)
-        assert tx.purpose == "lock" and tx.meta.get("htlc_id"), "a lock names the HTLC it creates"
+        assert tx.purpose is Purpose.LOCK and tx.htlc_id, "a lock names the HTLC it creates"
 
         # Signing is not broadcasting: a block later, nothing is locked.
         before = await self.mined(recipient)
-        assert not [e for e in before if e.hashlock == terms.hashlock], "build_lock must only sign"
+        assert not [e for e in before if _about(e, terms)], "build_lock must only sign"
 
         await sender.adapter.broadcast(tx)
         await self.mine(1)
-        first = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
-        assert (first.htlc_id, first.txid) == (tx.meta["htlc_id"], tx.txid)
+        first = await recipient.feed.expect(Locked, terms.hashlock, events.in_block)
+        assert (first.htlc_id, first.txid) == (tx.htlc_id, tx.txid)
         assert first.found == terms and first.amount == terms.amount
         await self.mine(self.finality_depth)
         depths = [first.confirmations]
         while depths[-1] < self.finality_depth:
-            again = await recipient.feed.expect(Kind.LOCKED, terms.hashlock)
+            again = await recipient.feed.expect(Locked, terms.hashlock)
             assert again.htlc_id == first.htlc_id and again.found == terms
             depths.append(again.confirmations)
         assert depths == sorted(set(depths)), f"depths are re-reported as they grow: {depths}"
@@ -224,13 +242,12 @@ class AdapterConformance:
     async def test_a_claim_reveals_the_preimage(self, parties: tuple[Party, Party]) -> None:
         sender, recipient = parties
         terms, secret, _, lock = await self.locked(sender, recipient)
-        assert lock.htlc_id is not None
         claim = await recipient.adapter.build_claim(terms, lock.htlc_id, secret)
-        assert claim.purpose == "claim"
+        assert claim.purpose is Purpose.CLAIM
         assert await recipient.adapter.broadcast(claim) == claim.txid
         await self.mine(1)
         for party in (sender, recipient):
-            seen = await party.feed.expect(Kind.CLAIMED, terms.hashlock)
+            seen = await party.feed.expect(Claimed, terms.hashlock)
             assert (seen.htlc_id, seen.txid, seen.preimage) == (lock.htlc_id, claim.txid, secret)
 
     async def test_a_refund_is_refused_before_the_timelock_and_accepted_after(
@@ -238,7 +255,6 @@ class AdapterConformance:
     ) -> None:
         sender, recipient = parties
         terms, _, _, lock = await self.locked(sender, recipient, within=SHORT)
-        assert lock.htlc_id is not None
         assert (await sender.adapter.time_left(terms.timelock)).earliest > timedelta(0)
         with pytest.raises(Exception) as refused:
             await sender.adapter.broadcast(await sender.adapter.build_refund(terms, lock.htlc_id))
@@ -256,7 +272,7 @@ class AdapterConformance:
         await self.mine(1)
         txid = refund.txid
         for party in (sender, recipient):
-            seen = await party.feed.expect(Kind.REFUNDED, terms.hashlock, lambda e: e.txid == txid)
+            seen = await party.feed.expect(Refunded, terms.hashlock, lambda e: e.txid == txid)
             assert seen.htlc_id == lock.htlc_id
 
     async def test_broadcasting_twice_is_harmless(self, parties: tuple[Party, Party]) -> None:
@@ -267,30 +283,29 @@ class AdapterConformance:
         assert await sender.adapter.broadcast(tx) == tx.txid
         assert await sender.adapter.broadcast(tx) == tx.txid
         await self.mine(1)
-        lock = await recipient.feed.expect(Kind.LOCKED, terms.hashlock, events.in_block)
-        assert lock.htlc_id is not None
+        lock = await recipient.feed.expect(Locked, terms.hashlock, events.in_block)
         await self.mine(1)
         assert await sender.adapter.broadcast(tx) == tx.txid, "a mined transaction again is harmless"
         claim = await recipient.adapter.build_claim(terms, lock.htlc_id, secret)
         for _ in range(2):
             assert await recipient.adapter.broadcast(claim) == claim.txid
         seen = await self.mined(recipient)
-        locks = {e.htlc_id for e in seen if events.kind(e) is Kind.LOCKED and e.hashlock == terms.hashlock}
+        locks = {e.htlc_id for e in seen if isinstance(e, Locked) and _about(e, terms)}
         assert locks == {lock.htlc_id}, "one HTLC, however often its lock was broadcast"
-        claimed = await recipient.feed.expect(Kind.CLAIMED, terms.hashlock)
+        claimed = await recipient.feed.expect(Claimed, terms.hashlock)
         assert claimed.txid == claim.txid
 
     async def test_a_reorg_undoes_a_lock(self, parties: tuple[Party, Party]) -> None:
         sender, recipient = parties
         terms, _, tx, lock = await self.locked(sender, recipient)
         await self.reorg(await self.node_height() - lock.height + 1)
-        undone = await recipient.feed.expect(Kind.REORGED, terms.hashlock)
-        assert (undone.undoes, undone.htlc_id, undone.txid) == (Kind.LOCKED, lock.htlc_id, tx.txid)
+        undone = await recipient.feed.expect(Reorged, terms.hashlock)
+        assert (undone.undoes, undone.htlc_id, undone.txid) == (HtlcFact.LOCKED, lock.htlc_id, tx.txid)
         # A chain that mines the lock again on the new branch reports it again, from another block.
         reported = await self.mined(recipient)
         after = reported[next(i for i, e in enumerate(reported) if e is undone) + 1 :]
         for event in after:
-            if events.kind(event) is Kind.LOCKED and event.hashlock == terms.hashlock:
+            if isinstance(event, Locked) and _about(event, terms):
                 assert event.block_hash != lock.block_hash, "a lock undone by a reorg came back unchanged"
 
     async def test_only_watched_terms_are_reported(self, parties: tuple[Party, Party]) -> None:
@@ -303,10 +318,10 @@ class AdapterConformance:
         for terms, amount in ((unwatched, self.amount), (short, self.amount - 1)):
             await sender.adapter.broadcast(await sender.adapter.build_lock(replace(terms, amount=amount)))
         reported = await self.mined(recipient)
-        assert not [e for e in reported if e.hashlock == unwatched.hashlock], "an unwatched HTLC was reported"
+        assert not [e for e in reported if _about(e, unwatched)], "an unwatched HTLC was reported"
         for event in reported:
-            if event.hashlock == short.hashlock:  # reported with what it pays, or not at all
-                assert event.found is not None and event.found.amount == self.amount - 1, event
+            if _about(event, short):  # reported with what it pays, or not at all
+                assert isinstance(event, Locked) and event.found.amount == self.amount - 1, event
 
     async def test_check_terms_refuses_malformed_terms(self, parties: tuple[Party, Party]) -> None:
         sender, recipient = parties

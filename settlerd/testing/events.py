@@ -4,63 +4,48 @@ contract's event types from here alone."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 
-from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms
-
-Kind = ChainEventKind
+from settlerd.adapters import Claimed, HtlcFound, HtlcTerms, Locked, Refunded, Reorged, Tip
 
 
 def locked(
     chain: str, height: int, block_hash: str, *, htlc_id: str, txid: str, found: HtlcTerms,
-    confirmations: int, block_time: datetime,
-) -> ChainEvent:  # fmt: skip
-    return ChainEvent(
-        Kind.LOCKED, chain, height, block_hash, htlc_id=htlc_id, hashlock=found.hashlock, txid=txid,
-        amount=found.amount, confirmations=confirmations, block_time=block_time, found=found,
-    )  # fmt: skip
+    confirmations: int,
+) -> Locked:  # fmt: skip
+    return Locked(
+        chain, height, block_hash, htlc_id, found.hashlock, txid, found.amount, confirmations, found
+    )
 
 
 def claimed(
     chain: str, height: int, block_hash: str | None, *, htlc_id: str, hashlock: bytes, txid: str,
     preimage: bytes, confirmations: int,
-) -> ChainEvent:  # fmt: skip
-    return ChainEvent(
-        Kind.CLAIMED, chain, height, block_hash, htlc_id=htlc_id, hashlock=hashlock, txid=txid,
-        preimage=preimage, confirmations=confirmations,
-    )  # fmt: skip
+) -> Claimed:  # fmt: skip
+    return Claimed(chain, height, block_hash, htlc_id, hashlock, txid, preimage, confirmations)
 
 
 def refunded(
     chain: str, height: int, block_hash: str | None, *, htlc_id: str, hashlock: bytes, txid: str,
     confirmations: int,
-) -> ChainEvent:  # fmt: skip
-    return ChainEvent(
-        Kind.REFUNDED, chain, height, block_hash, htlc_id=htlc_id, hashlock=hashlock, txid=txid,
-        confirmations=confirmations,
-    )  # fmt: skip
+) -> Refunded:  # fmt: skip
+    return Refunded(chain, height, block_hash, htlc_id, hashlock, txid, confirmations)
 
 
-def reorged(event: ChainEvent) -> ChainEvent:
+def reorged(event: HtlcFound) -> Reorged:
     """``event`` (a lock or spend in a block) left the best chain."""
-    return ChainEvent(
-        Kind.REORGED, event.chain, event.height, event.block_hash, htlc_id=event.htlc_id,
-        hashlock=event.hashlock, txid=event.txid, amount=event.amount, undoes=event.kind,
-    )  # fmt: skip
+    return Reorged(
+        event.chain, event.height, event.block_hash, event.htlc_id, event.hashlock, event.txid, event.fact
+    )
 
 
-def tip(chain: str, height: int, block_hash: str) -> ChainEvent:
-    return ChainEvent(Kind.TIP, chain, height, block_hash)
+def tip(chain: str, height: int, block_hash: str) -> Tip:
+    return Tip(chain, height, block_hash)
 
 
-def deeper(event: ChainEvent, confirmations: int) -> ChainEvent:
+def deeper(event: HtlcFound, confirmations: int) -> HtlcFound:
     return replace(event, confirmations=confirmations)
 
 
-def kind(event: ChainEvent) -> Kind:
-    return event.kind
-
-
-def in_block(event: ChainEvent) -> bool:
+def in_block(event: HtlcFound) -> bool:
     """Whether ``event`` was found in a block, not in the mempool."""
     return event.block_hash is not None and event.confirmations > 0

@@ -2,10 +2,10 @@
 watched, the way the first-party scanners do.
 
 Per poll, in this order: blocks that left the best chain are found by hash and every lock or spend reported
-in them is undone (REORGED); hashlocks watched since the last poll are looked up in the blocks already
-scanned; the new blocks are matched (LOCKED with the terms read from the chain, CLAIMED with the preimage,
-REFUNDED); spends waiting in the mempool are reported at zero confirmations (a claim reveals the preimage
-as soon as it is broadcast); events whose depth changed are reported again until final; then the TIP.
+in them is undone (Reorged); hashlocks watched since the last poll are looked up in the blocks already
+scanned; the new blocks are matched (Locked with the terms read from the chain, Claimed with the preimage,
+Refunded); spends waiting in the mempool are reported at zero confirmations (a claim reveals the preimage
+as soon as it is broadcast); events whose depth changed are reported again until final; then the Tip.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from settlerd.adapters import AdapterStore, ChainEvent, HtlcTerms
+from settlerd.adapters import AdapterStore, ChainEvent, Claimed, HtlcFound, HtlcTerms, Refunded
 
 from . import events
 from .chain import Block, FakeChain, FakeTx
@@ -22,7 +22,7 @@ from .chain import Block, FakeChain, FakeTx
 
 @dataclass(slots=True)
 class _Reported:
-    event: ChainEvent
+    event: HtlcFound
     final: bool
 
 
@@ -128,7 +128,7 @@ class Scanner:
             if not any(r.event.txid == tx.txid for r in self._reported):
                 self._remember(event)
 
-    def _remember(self, event: ChainEvent) -> None:
+    def _remember(self, event: HtlcFound) -> None:
         # A spend found in a block replaces its mempool sighting.
         self._reported = [
             r for r in self._reported if not (r.event.txid == event.txid and r.event.block_hash is None)
@@ -136,12 +136,12 @@ class Scanner:
         self._reported.append(_Reported(event, event.confirmations >= self._finality_depth))
         self._emit(event)
 
-    def _known(self, event: ChainEvent) -> bool:
+    def _known(self, event: HtlcFound) -> bool:
         return any(
             r.event.txid == event.txid and r.event.block_hash == event.block_hash for r in self._reported
         )
 
-    def _event(self, tx: FakeTx, block: Block, tip: int, only: set[bytes] | None) -> ChainEvent | None:
+    def _event(self, tx: FakeTx, block: Block, tip: int, only: set[bytes] | None) -> HtlcFound | None:
         confirmations = tip - block.height + 1
         if tx.kind == "lock":
             hashlock = bytes.fromhex(tx.hashlock)
@@ -155,7 +155,7 @@ class Scanner:
             found = replace(terms[0], amount=tx.amount)
             return events.locked(
                 self._name, block.height, block.hash, htlc_id=htlc_id, txid=tx.txid, found=found,
-                confirmations=confirmations, block_time=block.time,
+                confirmations=confirmations,
             )  # fmt: skip
         hashlock_of_spend = self._ids.get(tx.htlc_id)
         if hashlock_of_spend is None or (only is not None and hashlock_of_spend not in only):
@@ -164,7 +164,7 @@ class Scanner:
 
     def _spend(
         self, tx: FakeTx, hashlock: bytes, height: int, block_hash: str | None, confirmations: int
-    ) -> ChainEvent:
+    ) -> Claimed | Refunded:
         if tx.kind == "claim":
             return events.claimed(
                 self._name, height, block_hash, htlc_id=tx.htlc_id, hashlock=hashlock, txid=tx.txid,
@@ -186,7 +186,7 @@ class Scanner:
                 r.final = confirmations >= self._finality_depth
                 self._emit(r.event)
 
-    def find_spend(self, htlc_id: str) -> ChainEvent | None:
+    def find_spend(self, htlc_id: str) -> Claimed | Refunded | None:
         """The claim or refund of ``htlc_id`` in a block or the mempool, handed on as an event now."""
         htlc = self._chain.htlc(htlc_id, pending=True)
         if htlc is None or htlc.spent_by is None:

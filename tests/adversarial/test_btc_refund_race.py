@@ -26,8 +26,7 @@ from settlerd_bitcoin.keys import RECEIVE
 from settlerd_bitcoin.records import Spend, sats
 from settlerd_bitcoin.txbuild import REFUND_SELECTOR, OutPoint, htlc_spend
 
-from settlerd.adapters import ChainEventKind as K
-from settlerd.adapters import HtlcTerms
+from settlerd.adapters import Claimed, HtlcFact, HtlcTerms
 from tests.integration.bitcoin.desks import Desk, new_secret, terms_between
 
 pytestmark = pytest.mark.bitcoind
@@ -101,14 +100,15 @@ async def lock_both_legs(alice: Desk, bob: Desk) -> tuple[bytes, HtlcTerms, Htlc
     await bob.persist_and_broadcast(lock2)
     await node.mine(leg2.timelock - await node.rpc("getblockcount"))  # the initiator withholds until T2
     await bob.synced()
-    return secret, leg1, leg2, lock1.meta["htlc_id"], lock2.meta["htlc_id"]
+    assert lock1.htlc_id is not None and lock2.htlc_id is not None
+    return secret, leg1, leg2, lock1.htlc_id, lock2.htlc_id
 
 
 async def participant_lost(bob: Desk, htlc1: str, htlc2: str) -> bool:
     """Leg 2 claimed by the initiator while leg 1 did not go to the participant."""
     leg1, leg2 = settled(bob, htlc1), settled(bob, htlc2)
     assert leg2 is not None, "leg 2 must be settled one way or the other by now"
-    return leg2.kind is K.CLAIMED and (leg1 is None or leg1.kind is not K.CLAIMED)
+    return leg2.fact is HtlcFact.CLAIMED and (leg1 is None or leg1.fact is not HtlcFact.CLAIMED)
 
 
 async def test_a_withheld_claim_mined_privately_before_t1_does_not_take_both_legs(
@@ -127,7 +127,7 @@ async def test_a_withheld_claim_mined_privately_before_t1_does_not_take_both_leg
     if await node.rpc("gettxout", txid2, int(vout2), False) is not None:
         claim2 = attacker_spend(alice, leg2, htlc2, secret, 0)
         await node.rpc("generateblock", node.miner_address, [claim2.hex()])  # never public before
-        seen = await bob.expect(K.CLAIMED, leg2.hashlock, lambda e: e.htlc_id == htlc2)
+        seen = await bob.expect(Claimed, leg2.hashlock, lambda e: e.htlc_id == htlc2)
         assert seen.preimage == secret
         await bob.persist_and_broadcast(await bob.a.build_claim(leg1, htlc1, secret))
         refund1 = attacker_spend(alice, leg1, htlc1, REFUND_SELECTOR, leg1.timelock)
@@ -138,7 +138,7 @@ async def test_a_withheld_claim_mined_privately_before_t1_does_not_take_both_leg
 
     assert not await participant_lost(bob, htlc1, htlc2)
     refunded = settled(bob, htlc2)
-    assert refunded is not None and refunded.kind is K.REFUNDED
+    assert refunded is not None and refunded.fact is HtlcFact.REFUNDED
     assert refunded.height <= leg2.timelock + 6  # confirmed within the climb, long before T1
 
 
@@ -152,7 +152,7 @@ async def test_a_claim_right_after_t2_with_a_high_fee_leaves_time_to_claim_leg1(
 
     # Right after T2 the initiator claims leg 2 over the participant's refund, at a rate it cannot match.
     await node.rpc("sendrawtransaction", attacker_spend(alice, leg2, htlc2, secret, 0).hex())
-    seen = await bob.expect(K.CLAIMED, leg2.hashlock, lambda e: e.htlc_id == htlc2)
+    seen = await bob.expect(Claimed, leg2.hashlock, lambda e: e.htlc_id == htlc2)
     assert seen.preimage == secret  # public: the participant claims leg 1 now
     claim1 = await bob.a.build_claim(leg1, htlc1, secret)
     await bob.persist_and_broadcast(claim1)
@@ -170,5 +170,5 @@ async def test_a_claim_right_after_t2_with_a_high_fee_leaves_time_to_claim_leg1(
 
     assert not await participant_lost(bob, htlc1, htlc2)
     claimed = settled(bob, htlc1)
-    assert claimed is not None and claimed.kind is K.CLAIMED
+    assert claimed is not None and claimed.fact is HtlcFact.CLAIMED
     assert claimed.height < leg1.timelock - FLOOD_BLOCKS  # well before T1, ahead of any late flood

@@ -20,7 +20,7 @@ from settlerd_evm.deploy import deploy_contract
 from settlerd_evm.scanner import NodeFault, Scanner
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms
+from settlerd.adapters import ChainEvent, HtlcTerms, Locked
 from settlerd.store.store import Store
 from tests.fixtures.anvil import Anvil
 from tests.integration.evm.conftest import new_secret, send, store, w3
@@ -90,7 +90,7 @@ async def test_spam_on_our_contract_does_not_starve_the_scanner(
     finally:
         await scanner_w3.provider.disconnect()
 
-    (locked,) = [e for e in events if e.kind is ChainEventKind.LOCKED]
+    (locked,) = [e for e in events if isinstance(e, Locked)]
     assert locked.amount == OUR_AMOUNT and locked.txid == "0x" + bytes(receipt["transactionHash"]).hex()
     assert scanner.height == await w3.eth.block_number
     # The copies of our hashlock passed the node's filter and overflowed the cap: the range was split.
@@ -138,6 +138,6 @@ async def test_garbage_from_the_node_is_a_fault_and_skips_no_block(
         await scanner.poll()
     finally:
         await scanner_w3.provider.disconnect()
-    assert [e.txid for e in events if e.kind is ChainEventKind.LOCKED] == [
+    assert [e.txid for e in events if isinstance(e, Locked)] == [
         "0x" + bytes(receipt["transactionHash"]).hex()
     ]

@@ -8,10 +8,20 @@ from datetime import timedelta
 
 import pytest
 
-from settlerd.adapters import ChainAdapter, ChainEvent, ChainEventKind, HtlcSpent, HtlcTerms
+from settlerd.adapters import (
+    ChainAdapter,
+    ChainEvent,
+    Claimed,
+    HtlcFact,
+    HtlcSpent,
+    HtlcTerms,
+    Locked,
+    Refunded,
+    Reorged,
+    Tip,
+)
 from settlerd.testing import FakeChain, FakeChainAdapter, FakeNodeError, TxRejected
 
-K = ChainEventKind
 AMOUNT = 1_000
 SECRET = b"s" * 32
 HASHLOCK = hashlib.sha256(SECRET).digest()
@@ -37,8 +47,12 @@ async def poll(adapter: FakeChainAdapter) -> list[ChainEvent]:
     return adapter.take_events()
 
 
-async def scanned(adapter: FakeChainAdapter) -> list[tuple[ChainEventKind, int]]:
-    return [(e.kind, e.confirmations) for e in await poll(adapter)]
+async def scanned(adapter: FakeChainAdapter) -> list[tuple[type[ChainEvent], int]]:
+    return [(type(e), 0 if isinstance(e, Tip | Reorged) else e.confirmations) for e in await poll(adapter)]
+
+
+def undone(events: list[ChainEvent]) -> list[tuple[type[ChainEvent], HtlcFact | None]]:
+    return [(type(e), e.undoes if isinstance(e, Reorged) else None) for e in events]
 
 
 async def test_is_a_chain_adapter() -> None:
@@ -56,26 +70,26 @@ async def test_lock_claim_and_balances() -> None:
     await alice.broadcast(lock)
     assert await alice.spendable("FAKE") == 9 * AMOUNT - 7
     chain.mine()
-    assert await scanned(bob) == [(K.LOCKED, 1), (K.TIP, 0)]
+    assert await scanned(bob) == [(Locked, 1), (Tip, 0)]
     chain.mine()
-    assert await scanned(bob) == [(K.LOCKED, 2), (K.TIP, 0)]
+    assert await scanned(bob) == [(Locked, 2), (Tip, 0)]
     chain.mine()
-    assert await scanned(bob) == [(K.TIP, 0)], "final at depth 2: no more depth reports"
+    assert await scanned(bob) == [(Tip, 0)], "final at depth 2: no more depth reports"
 
-    claim = await bob.build_claim(terms, lock.meta["htlc_id"], SECRET)
+    claim = await bob.build_claim(terms, lock.htlc_id, SECRET)
     await bob.broadcast(claim)
-    [seen] = [e for e in await poll(bob) if e.kind is K.CLAIMED]
+    [seen] = [e for e in await poll(bob) if isinstance(e, Claimed)]
     assert (seen.preimage, seen.confirmations, seen.block_hash) == (SECRET, 0, None), "seen in the mempool"
     chain.mine()
-    assert await scanned(bob) == [(K.CLAIMED, 1), (K.TIP, 0)]
+    assert await scanned(bob) == [(Claimed, 1), (Tip, 0)]
     assert chain.balance(bob.account, "FAKE") == 11 * AMOUNT - 7
-    refund = await alice.build_refund(terms, lock.meta["htlc_id"] + "x")
+    refund = await alice.build_refund(terms, f"{lock.htlc_id}x")
     with pytest.raises(TxRejected, match="no HTLC"):
         await alice.broadcast(refund)
     # The spend is found and handed on as an event: the engine learns the outcome from there (S3).
     with pytest.raises(HtlcSpent, match="claimed"):
-        await alice.build_refund(terms, lock.meta["htlc_id"])
-    assert [(e.kind, e.txid) for e in alice.take_events()][-1] == (K.CLAIMED, claim.txid)
+        await alice.build_refund(terms, lock.htlc_id)
+    assert [(type(e), getattr(e, "txid", None)) for e in alice.take_events()][-1] == (Claimed, claim.txid)
 
 
 async def test_a_claim_needs_the_preimage_and_the_recipient() -> None:
@@ -86,9 +100,9 @@ async def test_a_claim_needs_the_preimage_and_the_recipient() -> None:
     await alice.broadcast(lock)
     chain.mine()
     with pytest.raises(ValueError, match="preimage"):
-        await bob.build_claim(terms, lock.meta["htlc_id"], b"x" * 32)
+        await bob.build_claim(terms, lock.htlc_id, b"x" * 32)
     with pytest.raises(TxRejected, match="recipient"):
-        await alice.broadcast(await alice.build_claim(terms, lock.meta["htlc_id"], SECRET))
+        await alice.broadcast(await alice.build_claim(terms, lock.htlc_id, SECRET))
 
 
 async def test_refund_only_above_the_timelock_and_times_are_exact() -> None:
@@ -101,7 +115,7 @@ async def test_refund_only_above_the_timelock_and_times_are_exact() -> None:
     assert await alice.timelock_for(chain.time + timedelta(minutes=21)) == terms.timelock
     await alice.broadcast(lock := await alice.build_lock(terms))
     chain.mine()
-    refund = await alice.build_refund(terms, lock.meta["htlc_id"])
+    refund = await alice.build_refund(terms, lock.htlc_id)
     assert (await alice.time_left(terms.timelock)).earliest == timedelta(minutes=20)
     with pytest.raises(TxRejected, match="non-final"):
         await alice.broadcast(refund)
@@ -110,8 +124,8 @@ async def test_refund_only_above_the_timelock_and_times_are_exact() -> None:
     await alice.broadcast(refund)
     bob.watch(terms)
     chain.mine()
-    kinds = [e.kind for e in await poll(bob)]
-    assert kinds == [K.LOCKED, K.REFUNDED, K.TIP], "a late watch finds the lock and its refund"
+    kinds = [type(e) for e in await poll(bob)]
+    assert kinds == [Locked, Refunded, Tip], "a late watch finds the lock and its refund"
 
 
 async def test_broadcast_is_idempotent() -> None:
@@ -133,16 +147,16 @@ async def test_a_reorg_undoes_and_redoes_in_order() -> None:
     lock = await alice.build_lock(terms)
     await alice.broadcast(lock)
     chain.mine()
-    first = [e for e in await poll(bob) if e.kind is K.LOCKED]
+    first = [e for e in await poll(bob) if isinstance(e, Locked)]
 
     chain.reorg(1)  # the lock is mined again in the new branch
     found = await poll(bob)
-    assert [(e.kind, e.undoes) for e in found] == [(K.REORGED, K.LOCKED), (K.LOCKED, None), (K.TIP, None)]
+    assert undone(found) == [(Reorged, HtlcFact.LOCKED), (Locked, None), (Tip, None)]
     assert found[0].block_hash == first[0].block_hash != found[1].block_hash
     assert found[1].confirmations == 2 and found[1].htlc_id == first[0].htlc_id
 
     chain.reorg(2, drop=[lock.txid])  # now it is gone for good
-    assert [e.kind for e in await poll(bob)] == [K.REORGED, K.TIP]
+    assert [type(e) for e in await poll(bob)] == [Reorged, Tip]
     assert chain.balance(alice.account, "FAKE") == 10 * AMOUNT and chain.mempool == []
 
 
@@ -153,16 +167,13 @@ async def test_a_reorg_returns_a_claim_to_the_mempool() -> None:
     bob.watch(terms)
     await alice.broadcast(lock := await alice.build_lock(terms))
     chain.mine(2)
-    await bob.broadcast(claim := await bob.build_claim(terms, lock.meta["htlc_id"], SECRET))
+    await bob.broadcast(claim := await bob.build_claim(terms, lock.htlc_id, SECRET))
     chain.mine()
     await bob.poll()
     bob.take_events()
     chain.reorg(1, length=1, drop=[claim.txid])
-    assert [(e.kind, e.undoes) for e in await poll(bob)] == [
-        (K.REORGED, K.CLAIMED),
-        (K.TIP, None),
-    ]
-    assert chain.htlc(lock.meta["htlc_id"]).spent_by is None  # type: ignore[union-attr]
+    assert undone(await poll(bob)) == [(Reorged, HtlcFact.CLAIMED), (Tip, None)]
+    assert chain.htlc(lock.htlc_id).spent_by is None  # type: ignore[union-attr]
 
 
 async def test_low_fees_stay_in_the_mempool() -> None:
@@ -215,7 +226,7 @@ async def test_run_wakes_on_a_new_block_and_ends_on_a_node_failure() -> None:
     chain.mine()
     async with asyncio.timeout(1):
         event = await anext(aiter(alice.events()))
-    assert (event.kind, event.height) == (K.TIP, 1), "a new block is scanned at once, not a poll later"
+    assert (type(event), event.height) == (Tip, 1), "a new block is scanned at once, not a poll later"
     alice.fail_next()
     chain.mine()
     with pytest.raises(FakeNodeError):

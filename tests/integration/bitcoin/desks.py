@@ -8,18 +8,21 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from settlerd_bitcoin import BitcoinAdapter, factory
 from settlerd_bitcoin.htlc import sha256
 
-from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms, SignedTx
+from settlerd.adapters import ChainEvent, HtlcEvent, HtlcTerms, SignedTx
 from settlerd.store import Store
 from settlerd.supervisor import ChainLoop
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
 WAIT_S = 30 * TIMEOUT_FACTOR  # an event the scanner should report within a few polls
 POLL_S = 0.05  # the adapter's poll interval in tests: a regtest block appears the moment it is mined
+
+
+E = TypeVar("E", bound=HtlcEvent)
 
 
 @dataclass
@@ -83,21 +86,20 @@ class Desk:
         await self.stop()
         await self.start()
 
-    async def expect(
-        self, kind: ChainEventKind, hashlock: bytes, where: Callable[[ChainEvent], bool] = lambda e: True
-    ) -> ChainEvent:
+    async def expect(self, kind: type[E], hashlock: bytes, where: Callable[[E], bool] = lambda e: True) -> E:
         """The first event of ``kind`` for ``hashlock`` satisfying ``where``, in the order they came.
 
         Events that do not match stay in a backlog for later calls (another swap's events, say).
         """
         assert self._events is not None
 
-        def matches(event: ChainEvent) -> bool:
-            return event.kind is kind and event.hashlock == hashlock and where(event)
+        def matches(event: ChainEvent) -> TypeGuard[E]:
+            return isinstance(event, kind) and event.hashlock == hashlock and where(event)
 
         for i, event in enumerate(self._backlog):
             if matches(event):
-                return self._backlog.pop(i)
+                del self._backlog[i]
+                return event
         async with asyncio.timeout(WAIT_S):
             async for event in self._events:
                 if matches(event):

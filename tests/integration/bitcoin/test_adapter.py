@@ -16,8 +16,18 @@ from settlerd_bitcoin.records import sats
 from settlerd_bitcoin.rpc import NodeAuthRefused, NodeUnavailable, RpcClient, RpcError
 from settlerd_bitcoin.txbuild import OutPoint, htlc_spend
 
-from settlerd.adapters import ChainAdapter, HtlcTerms, SignedTx, find
-from settlerd.adapters import ChainEventKind as K
+from settlerd.adapters import (
+    ChainAdapter,
+    Claimed,
+    HtlcFact,
+    HtlcTerms,
+    Locked,
+    Purpose,
+    Refunded,
+    Reorged,
+    SignedTx,
+    find,
+)
 from tests.integration.bitcoin.desks import Desk, new_secret, terms_between
 
 pytestmark = pytest.mark.bitcoind
@@ -43,19 +53,19 @@ async def test_lock_claim_and_preimage_seen_in_the_mempool(desks: Desks, bitcoin
     secret, terms, lock_tx = await lock(alice, bob)
     h = terms.hashlock
     await bitcoin_node.mine(1)
-    locked = await bob.expect(K.LOCKED, h, lambda e: e.confirmations == 1)
-    assert (locked.htlc_id, locked.amount, locked.txid) == (lock_tx.meta["htlc_id"], AMOUNT, lock_tx.txid)
+    locked = await bob.expect(Locked, h, lambda e: e.confirmations == 1)
+    assert (locked.htlc_id, locked.amount, locked.txid) == (lock_tx.htlc_id, AMOUNT, lock_tx.txid)
     assert locked.found == terms  # the terms as read back from the chain: what the engine compares
     assert await alice.a.broadcast(lock_tx) == lock_tx.txid  # once more, after it was mined: harmless
 
     claim = await bob.a.build_claim(terms, locked.htlc_id, secret)
     await bob.persist_and_broadcast(claim)
     assert await bob.a.broadcast(claim) == claim.txid  # twice in the mempool: harmless
-    seen = await alice.expect(K.CLAIMED, h)
+    seen = await alice.expect(Claimed, h)
     assert (seen.confirmations, seen.txid, seen.preimage, seen.block_hash) == (0, claim.txid, secret, None)
 
     await bitcoin_node.mine(1)
-    mined = await alice.expect(K.CLAIMED, h, lambda e: e.confirmations == 1)
+    mined = await alice.expect(Claimed, h, lambda e: e.confirmations == 1)
     assert mined.preimage == secret
     assert mined.block_hash == await bitcoin_node.rpc("getblockhash", mined.height)
     await bob.synced()
@@ -69,7 +79,7 @@ async def test_refund_is_non_final_before_the_timelock_and_valid_after(
     alice, bob = desks
     _, terms, _ = await lock(alice, bob, blocks=5)
     await bitcoin_node.mine(1)
-    locked = await alice.expect(K.LOCKED, terms.hashlock)
+    locked = await alice.expect(Locked, terms.hashlock)
     refund = await alice.a.build_refund(terms, locked.htlc_id)
     with pytest.raises(RpcError) as refused:
         await alice.persist_and_broadcast(refund)
@@ -80,8 +90,8 @@ async def test_refund_is_non_final_before_the_timelock_and_valid_after(
     await alice.synced()
     assert await alice.a.broadcast(refund) == refund.txid
     await bitcoin_node.mine(1)
-    refunded = await bob.expect(K.REFUNDED, terms.hashlock, lambda e: e.confirmations == 1)
-    assert (refunded.txid, refunded.preimage, refunded.htlc_id) == (refund.txid, None, locked.htlc_id)
+    refunded = await bob.expect(Refunded, terms.hashlock, lambda e: e.confirmations == 1)
+    assert (refunded.txid, refunded.htlc_id) == (refund.txid, locked.htlc_id)
 
 
 async def test_wrong_or_33_byte_preimage_cannot_spend(desks: Desks, bitcoin_node: Any) -> None:
@@ -90,8 +100,8 @@ async def test_wrong_or_33_byte_preimage_cannot_spend(desks: Desks, bitcoin_node
     _, terms, _ = await lock(alice, bob)
     _, long_terms, _ = await lock(alice, bob, hashlock=sha256(long_secret))
     await bitcoin_node.mine(1)
-    locked = await bob.expect(K.LOCKED, terms.hashlock)
-    long_locked = await bob.expect(K.LOCKED, long_terms.hashlock)
+    locked = await bob.expect(Locked, terms.hashlock)
+    long_locked = await bob.expect(Locked, long_terms.hashlock)
 
     with pytest.raises(ValueError, match="does not match"):
         await bob.a.build_claim(long_terms, long_locked.htlc_id, long_secret)
@@ -106,7 +116,7 @@ async def test_wrong_or_33_byte_preimage_cannot_spend(desks: Desks, bitcoin_node
         assert verdict["allowed"] is False
         assert "script-verify" in verdict["reject-reason"]
         with pytest.raises(RpcError) as refused:
-            await bob.a.broadcast(SignedTx("bitcoin", tx.txid, tx.serialize(), "claim"))
+            await bob.a.broadcast(SignedTx("bitcoin", tx.txid, tx.serialize(), Purpose.CLAIM, htlc_id))
         assert refused.value.code == -26
 
 
@@ -114,15 +124,15 @@ async def test_reorg_that_removes_the_funding_is_reported(desks: Desks, bitcoin_
     alice, bob = desks
     _, terms, lock_tx = await lock(alice, bob)
     await bitcoin_node.mine(1)
-    locked = await bob.expect(K.LOCKED, terms.hashlock, lambda e: e.confirmations == 1)
+    locked = await bob.expect(Locked, terms.hashlock, lambda e: e.confirmations == 1)
     await bitcoin_node.reorg(1)
-    undone = await bob.expect(K.REORGED, terms.hashlock)
-    assert (undone.undoes, undone.htlc_id, undone.txid) == (K.LOCKED, locked.htlc_id, lock_tx.txid)
+    undone = await bob.expect(Reorged, terms.hashlock)
+    assert (undone.undoes, undone.htlc_id, undone.txid) == (HtlcFact.LOCKED, locked.htlc_id, lock_tx.txid)
     assert undone.height == locked.height - 1
     await bitcoin_node.mine(
         1
     )  # the funding is mined again from the mempool (or rebroadcast from the journal)
-    again = await bob.expect(K.LOCKED, terms.hashlock)
+    again = await bob.expect(Locked, terms.hashlock)
     assert again.htlc_id == locked.htlc_id and again.block_hash != locked.block_hash
 
 
@@ -142,31 +152,31 @@ async def test_restart_midway_loses_nothing(desks: Desks, bitcoin_node: Any) -> 
     assert not set(lock1.meta["inputs"]) & set(lock2.meta["inputs"])
     assert await alice.a.broadcast(lock1) == lock1.txid  # what the engine does with its journal on start
     await bitcoin_node.mine(1)
-    locked = await bob.expect(K.LOCKED, h1, lambda e: e.confirmations == 1)
+    locked = await bob.expect(Locked, h1, lambda e: e.confirmations == 1)
 
     await bob.restart()
     await bitcoin_node.mine(2)
     await bob.synced()
     bob.a.watch(first)  # the engine watches its live swaps again after a start
-    deep = await bob.expect(K.LOCKED, h1, lambda e: e.confirmations == 3)
+    deep = await bob.expect(Locked, h1, lambda e: e.confirmations == 3)
     assert (deep.htlc_id, deep.amount, deep.height) == (locked.htlc_id, AMOUNT, locked.height)
     claim = await bob.a.build_claim(first, locked.htlc_id, first_secret)
     await bob.persist_and_broadcast(claim)
     alice.a.watch(first)
-    seen = await alice.expect(K.CLAIMED, h1)
+    seen = await alice.expect(Claimed, h1)
     assert seen.preimage == first_secret
     await bitcoin_node.mine(1)
-    await alice.expect(K.LOCKED, second.hashlock)
+    await alice.expect(Locked, second.hashlock)
 
 
 async def test_unconfirmed_claim_is_fee_bumped_near_its_deadline(desks: Desks, bitcoin_node: Any) -> None:
     alice, bob = desks
     secret, terms, _ = await lock(alice, bob, blocks=20)
     await bitcoin_node.mine(1)
-    locked = await bob.expect(K.LOCKED, terms.hashlock)
+    locked = await bob.expect(Locked, terms.hashlock)
     claim = await bob.a.build_claim(terms, locked.htlc_id, secret)
     await bob.persist_and_broadcast(claim)
-    await alice.expect(K.CLAIMED, terms.hashlock, lambda e: e.txid == claim.txid)
+    await alice.expect(Claimed, terms.hashlock, lambda e: e.txid == claim.txid)
 
     # Blocks without the claim: the deadline nears and Bob's adapter replaces it with a higher fee.
     await bitcoin_node.rpc("generateblock", await alice.a.receive_address(), [])
@@ -180,7 +190,7 @@ async def test_unconfirmed_claim_is_fee_bumped_near_its_deadline(desks: Desks, b
     assert Decimal(bumped_fee) / bumped["vsize"] > Decimal(claim.meta["fee_rate"])
 
     await bitcoin_node.mine(1)
-    mined = await bob.expect(K.CLAIMED, terms.hashlock, lambda e: e.confirmations == 1)
+    mined = await bob.expect(Claimed, terms.hashlock, lambda e: e.confirmations == 1)
     assert (mined.txid, mined.preimage) == (replacement, secret)
 
 
@@ -204,7 +214,7 @@ async def test_time_left_bounds_both_ways_from_the_nodes_tip(desks: Desks, bitco
     alice, bob = desks
     _, terms, _ = await lock(alice, bob, blocks=4)
     await bitcoin_node.mine(1)
-    locked = await alice.expect(K.LOCKED, terms.hashlock)
+    locked = await alice.expect(Locked, terms.hashlock)
     refund = await alice.a.build_refund(terms, locked.htlc_id)
     # The refund enters the mempool once block ``timelock`` is mined: the time to mine the blocks to it is
     # Gamma-distributed, bounded on both sides at the stated probability.
@@ -227,7 +237,7 @@ async def test_time_left_bounds_both_ways_from_the_nodes_tip(desks: Desks, bitco
     assert (await alice.a.time_left(terms.timelock)).earliest == timedelta(0)
     assert await alice.a.broadcast(refund) == refund.txid
     await bitcoin_node.mine(1)
-    await bob.expect(K.REFUNDED, terms.hashlock, lambda e: e.confirmations == 1)
+    await bob.expect(Refunded, terms.hashlock, lambda e: e.confirmations == 1)
 
 
 async def test_calls_ride_out_a_node_restart(fresh_bitcoin_node: Any) -> None:
@@ -284,5 +294,5 @@ async def test_a_lock_made_while_the_daemon_was_down_is_found_after_a_restart(
 
     await bob.start(watch=[terms])  # the daemon's order: the engine watches, then the scanner catches up
 
-    seen = await bob.expect(K.LOCKED, h)
+    seen = await bob.expect(Locked, h)
     assert (seen.txid, seen.amount) == (lock_tx.txid, AMOUNT)

@@ -12,8 +12,7 @@ from settlerd_bitcoin import factory
 from settlerd_bitcoin.fees import target_rate
 from settlerd_bitcoin.records import sats
 
-from settlerd.adapters import ChainEventKind as K
-from settlerd.adapters import HtlcTerms, SignedTx
+from settlerd.adapters import Claimed, HtlcTerms, Locked, Purpose, SignedTx
 from settlerd.store import Store
 from tests.integration.bitcoin.desks import Desk, new_secret, terms_between
 
@@ -34,7 +33,7 @@ async def locked_htlc(
     bob.a.watch(terms)
     await alice.persist_and_broadcast(await alice.a.build_lock(terms))
     await node.mine(1)
-    locked = await bob.expect(K.LOCKED, h)
+    locked = await bob.expect(Locked, h)
     assert locked.htlc_id is not None
     return secret, terms, locked.htlc_id
 
@@ -93,7 +92,7 @@ async def test_a_bump_that_would_leave_dust_stops_below_it_and_alerts_once(
     secret, terms, htlc_id = await locked_htlc(alice, bob, bitcoin_node, blocks=20, amount=small)
     claim = await bob.a.build_claim(terms, htlc_id, secret)
     await bob.persist_and_broadcast(claim)
-    await alice.expect(K.CLAIMED, terms.hashlock, lambda e: e.txid == claim.txid)
+    await alice.expect(Claimed, terms.hashlock, lambda e: e.txid == claim.txid)
 
     caplog.set_level(logging.INFO, logger="settlerd_bitcoin")
     for _ in range(3):  # the deadline nears: the schedule asks for more than the HTLC can pay
@@ -107,7 +106,7 @@ async def test_a_bump_that_would_leave_dust_stops_below_it_and_alerts_once(
     assert sats(in_mempool["vout"][0]["value"]) >= 294  # P2WPKH dust: the output still relays
 
     await bitcoin_node.mine(1)
-    mined = await alice.expect(K.CLAIMED, terms.hashlock, lambda e: e.confirmations == 1)
+    mined = await alice.expect(Claimed, terms.hashlock, lambda e: e.confirmations == 1)
     assert mined.txid == latest
 
 
@@ -119,7 +118,7 @@ async def test_one_broken_spend_does_not_stop_the_others_bumps(
     txid, _ = await bitcoin_node.fund(await bob.a.receive_address(), 50_000)
     raw = bytes.fromhex(await bitcoin_node.rpc("getrawtransaction", txid))
     broken = SignedTx(
-        "bitcoin", txid, raw, "claim", meta={"htlc_id": f"{txid}:0", "amount": 50_000, "fee_rate": 2.0}
+        "bitcoin", txid, raw, Purpose.CLAIM, f"{txid}:0", meta={"amount": 50_000, "fee_rate": 2.0}
     )
     await bob.persist_and_broadcast(broken)
 

@@ -15,7 +15,7 @@ from settlerd_evm.artifact import load_artifact
 from settlerd_evm.deploy import deploy_contract
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from settlerd.adapters import ChainEvent, ChainEventKind, HtlcTerms, SignedTx
+from settlerd.adapters import ChainEvent, HtlcTerms, SignedTx, Tip
 from settlerd.store.store import Store
 from tests.fixtures.anvil import Anvil
 
@@ -115,7 +115,7 @@ async def terms_for(
 
 
 def drain(adapter: EvmAdapter) -> list[ChainEvent]:
-    return [e for e in adapter.take_events() if e.kind is not ChainEventKind.TIP]
+    return [e for e in adapter.take_events() if not isinstance(e, Tip)]
 
 
 async def pass_time(anvil: Anvil, seconds: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from settlerd_evm.adapter import AdapterConfigError, HtlcReverted
 
-from settlerd.adapters import ChainEventKind, HtlcSpent
+from settlerd.adapters import Claimed, HtlcFact, HtlcSpent, Locked, Refunded, Reorged
 from settlerd.store.store import Store
 from tests.fixtures.anvil import Anvil
 
@@ -36,7 +36,7 @@ async def test_eth_lock_claim_reveals_the_preimage(
     assert (await journal_and_broadcast(store, alice, lock))["status"] == 1
     await bob.scanner.poll()
     (locked,) = drain(bob)
-    assert locked.kind is ChainEventKind.LOCKED and locked.amount == ETH_AMOUNT and locked.confirmations == 1
+    assert isinstance(locked, Locked) and locked.amount == ETH_AMOUNT and locked.confirmations == 1
     assert locked.htlc_id is not None
 
     before = await bob.w3.eth.get_balance(bob.address)
@@ -46,16 +46,16 @@ async def test_eth_lock_claim_reveals_the_preimage(
     assert await bob.w3.eth.get_balance(bob.address) == before + ETH_AMOUNT - fee
 
     await alice.scanner.poll()
-    kinds = {e.kind: e for e in drain(alice)}
-    assert kinds[ChainEventKind.CLAIMED].preimage == preimage
-    assert kinds[ChainEventKind.CLAIMED].htlc_id == locked.htlc_id
+    kinds = {type(e): e for e in drain(alice)}
+    assert kinds[Claimed].preimage == preimage
+    assert kinds[Claimed].htlc_id == locked.htlc_id
 
     # Claimed already: not a revert to retry, but the spend, found and handed on as the scanner would.
     drain(bob)
     with pytest.raises(HtlcSpent, match="already claimed"):
         await bob.build_claim(terms, locked.htlc_id, preimage)
     (spent,) = drain(bob)
-    assert spent.kind is ChainEventKind.CLAIMED and spent.preimage == preimage
+    assert isinstance(spent, Claimed) and spent.preimage == preimage
     assert spent.htlc_id == locked.htlc_id and spent.txid == claim.txid
     assert spent.height == receipt["blockNumber"] and spent.confirmations >= 1
 
@@ -72,7 +72,7 @@ async def test_erc20_lock_with_approve_then_refund(
     assert (await journal_and_broadcast(store, carol, lock))["status"] == 1
     await carol.scanner.poll()
     (locked,) = drain(carol)
-    assert locked.kind is ChainEventKind.LOCKED
+    assert isinstance(locked, Locked)
     assert locked.htlc_id is not None
 
     with pytest.raises(HtlcReverted) as early:
@@ -85,13 +85,13 @@ async def test_erc20_lock_with_approve_then_refund(
     assert (await journal_and_broadcast(store, carol, refund))["status"] == 1
     assert await token.functions.balanceOf(carol.address).call() == before + amount
     await carol.scanner.poll()
-    assert ChainEventKind.REFUNDED in [e.kind for e in drain(carol)]
+    assert Refunded in [type(e) for e in drain(carol)]
 
     # A second refund (a restart that lost the first one's broadcast record): REFUNDED again, no revert.
     with pytest.raises(HtlcSpent, match="already refunded"):
         await carol.build_refund(terms, locked.htlc_id)
     (again,) = drain(carol)
-    assert again.kind is ChainEventKind.REFUNDED and again.txid == refund.txid
+    assert isinstance(again, Refunded) and again.txid == refund.txid
     assert again.htlc_id == locked.htlc_id and again.hashlock == terms.hashlock
 
 
@@ -143,14 +143,14 @@ async def test_reorg_that_removes_a_lock_is_reported(
     await journal_and_broadcast(store, dave, await dave.build_lock(terms))
     await dave.scanner.poll()
     (locked,) = drain(dave)
-    assert locked.kind is ChainEventKind.LOCKED
+    assert isinstance(locked, Locked)
 
     anvil.rpc("evm_revert", snapshot)
     for _ in range(3):  # a longer branch without the lock
         anvil.rpc("evm_mine")
     await dave.scanner.poll()
     (reorged,) = drain(dave)
-    assert reorged.kind is ChainEventKind.REORGED and reorged.undoes is ChainEventKind.LOCKED
+    assert isinstance(reorged, Reorged) and reorged.undoes is HtlcFact.LOCKED
     assert reorged.htlc_id == locked.htlc_id and reorged.txid == locked.txid
 
     # The journaled lock is rebroadcast unchanged (S4) and shows up again on the new branch.
@@ -158,7 +158,7 @@ async def test_reorg_that_removes_a_lock_is_reported(
     await dave.broadcast(journaled)
     await dave.w3.eth.wait_for_transaction_receipt(journaled.txid)
     await dave.scanner.poll()
-    assert [e.kind for e in drain(dave)] == [ChainEventKind.LOCKED]
+    assert [type(e) for e in drain(dave)] == [Locked]
 
 
 async def test_restart_keeps_nonces_without_gaps(
@@ -225,4 +225,4 @@ async def test_a_lock_with_a_later_timelock_is_not_the_agreed_leg(
     await journal_and_broadcast(store, frank, await frank.build_lock(agreed))
     await frank.scanner.poll()
     (locked,) = drain(frank)
-    assert locked.kind is ChainEventKind.LOCKED and locked.found == agreed
+    assert isinstance(locked, Locked) and locked.found == agreed

@@ -152,7 +152,7 @@ async def test_a_claim_priced_out_by_the_base_fee_is_bumped_journaled_first_and_
     assert (await alice.w3.eth.wait_for_transaction_receipt(lock.txid))["status"] == 1
 
     own_anvil.rpc("evm_setAutomine", False)
-    claim = await bob.build_claim(terms, str(lock.meta["htlc_id"]), preimage)
+    claim = await bob.build_claim(terms, str(lock.htlc_id), preimage)
     assert claim.meta["max_fee_per_gas"] < HIGH_BASE_FEE
     await mine(own_anvil, bob)  # the keeper has seen the lock's block: it first meets the claim at the next
     await journal_and_broadcast(journal, bob, claim, 2)
@@ -174,7 +174,7 @@ async def test_a_claim_priced_out_by_the_base_fee_is_bumped_journaled_first_and_
     assert replaced == claim.txid and not known_when_journaled  # journaled before it was broadcast (S4)
     assert bump.nonce == claim.nonce and bump.purpose == "claim" and bump.txid != claim.txid
     assert bump.meta["max_fee_per_gas"] > HIGH_BASE_FEE
-    assert bump.meta["htlc_id"] == claim.meta["htlc_id"] and bump.meta["timelock"] == terms.timelock
+    assert bump.htlc_id == claim.htlc_id == lock.htlc_id and bump.meta["timelock"] == terms.timelock
     assert in_pool(own_anvil, bump.txid)
 
     before = await bob.w3.eth.get_balance(bob.address)
@@ -229,7 +229,7 @@ async def test_a_claim_near_its_timelock_is_bumped_after_one_block(
     own_anvil.rpc("evm_setAutomine", False)
     own_anvil.rpc("evm_increaseTime", HOUR - URGENT_CLAIM_S // 2)
     await mine(own_anvil, bob)
-    claim = await bob.build_claim(terms, str(lock.meta["htlc_id"]), preimage)
+    claim = await bob.build_claim(terms, str(lock.htlc_id), preimage)
     await journal_and_broadcast(journal, bob, claim, 2)
 
     blocks = 0

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from settlerd.adapters import SignedTx
+from settlerd.adapters import Purpose, SignedTx
 from settlerd.audit import Problem, verify_events
 from settlerd.store import LATEST_VERSION, Leg, SchemaTooNew, Store, StoreError, TxStatus
 
@@ -162,7 +162,7 @@ async def test_two_stores_appending_at_once_keep_one_chain(pg_url: str) -> None:
 
 
 async def test_journal_cursors_and_legs_round_trip(store: Store) -> None:
-    lock = SignedTx("evm", "aa" * 32, b"\0\1\2\xff", "lock", 5, {"gas": 21000})
+    lock = SignedTx("evm", "aa" * 32, b"\0\1\2\xff", Purpose.LOCK, "0x" + "cd" * 32, 5, {"gas": 21000})
     async with store.write() as tx:
         await tx.insert_swap("s1", role="initiator", status="new", counterparty="b", terms={}, secret=SECRET)
         await tx.upsert_leg(Leg("s1", 2, "evm", "ETH", 2**200 + 1, b"\2" * 32, "0xa", "0xb", 1_900_000_000))
@@ -175,7 +175,7 @@ async def test_journal_cursors_and_legs_round_trip(store: Store) -> None:
     assert await store.get_secret("s1") == SECRET
     assert (await store.legs_of("s1"))[0].amount == 2**200 + 1
     assert await store.unconfirmed_txs("evm") == [lock]
-    bump = SignedTx("evm", "bb" * 32, b"\3", "lock", 5, {"gas": 21000})
+    bump = SignedTx("evm", "bb" * 32, b"\3", Purpose.LOCK, "0x" + "cd" * 32, 5, {"gas": 21000})
     await store.record_replacement(bump, "aa" * 32)
     assert await store.unconfirmed_txs("evm") == [lock, bump]
     assert [(r.swap_id, r.leg, r.replaces) for r in await store.signed_txs(swap_id="s1")][1] == (

@@ -1,14 +1,17 @@
 """The unit of work and the read API of the store, on a real SQLite file."""
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from settlerd.adapters import AdapterStore, SignedTx
+from settlerd.adapters import AdapterStore, Purpose, SignedTx
 from settlerd.audit import verify_events
 from settlerd.store import Conflict, Leg, NotFound, Store, StoreError, Swap, TxStatus
 
@@ -142,16 +145,24 @@ async def test_legs_round_trip_with_amounts_beyond_64_bits(store: Store) -> None
     assert (await store.legs_of("s1"))[1].amount == wei
 
 
-def tx(txid: str, *, chain: str = "evm", purpose: str = "lock", nonce: int | None = 7) -> SignedTx:
-    return SignedTx(chain, txid, bytes.fromhex("02" * 40), purpose, nonce, {"fee": "1200", "vsize": 141})
+def tx(
+    txid: str,
+    *,
+    chain: str = "evm",
+    purpose: Purpose = Purpose.LOCK,
+    nonce: int | None = 7,
+    htlc_id: str | None = "0x" + "ab" * 32,
+) -> SignedTx:
+    meta = {"fee": "1200", "vsize": 141}
+    return SignedTx(chain, txid, bytes.fromhex("02" * 40), purpose, htlc_id, nonce, meta)
 
 
 async def test_signed_tx_journal_round_trip(store: Store) -> None:
     await new_swap(store, "s1")
     async with store.write() as t:
         await t.record_signed_tx(tx("aa" * 32, nonce=7), "s1", 1)
-        await t.record_signed_tx(tx("bb" * 32, nonce=8, purpose="claim"), "s1", 2)
-        await t.record_signed_tx(tx("cc" * 32, chain="bitcoin", nonce=None), "s1", 1)
+        await t.record_signed_tx(tx("bb" * 32, nonce=8, purpose=Purpose.CLAIM), "s1", 2)
+        await t.record_signed_tx(tx("cc" * 32, chain="bitcoin", nonce=None, htlc_id=None), "s1", 1)
     # Recording the same transaction again (a restart) neither duplicates nor resets it.
     async with store.write() as t:
         await t.mark_tx("aa" * 32, TxStatus.BROADCAST)
@@ -159,13 +170,15 @@ async def test_signed_tx_journal_round_trip(store: Store) -> None:
 
     assert await store.unconfirmed_txs("evm") == [
         tx("aa" * 32, nonce=7),
-        tx("bb" * 32, nonce=8, purpose="claim"),
+        tx("bb" * 32, nonce=8, purpose=Purpose.CLAIM),
     ]
-    assert await store.unconfirmed_txs("bitcoin") == [tx("cc" * 32, chain="bitcoin", nonce=None)]
+    assert await store.unconfirmed_txs("bitcoin") == [
+        tx("cc" * 32, chain="bitcoin", nonce=None, htlc_id=None)
+    ]
 
     async with store.write() as t:
         await t.mark_tx("aa" * 32, TxStatus.CONFIRMED, chain="evm", confirmed_height=1234)
-        await t.record_signed_tx(tx("dd" * 32, nonce=8, purpose="claim"), "s1", 2, replaces="bb" * 32)
+        await t.record_signed_tx(tx("dd" * 32, nonce=8, purpose=Purpose.CLAIM), "s1", 2, replaces="bb" * 32)
         await t.mark_tx("bb" * 32, TxStatus.REPLACED)
     assert [s.txid for s in await store.unconfirmed_txs("evm")] == ["dd" * 32]
 
@@ -175,6 +188,21 @@ async def test_signed_tx_journal_round_trip(store: Store) -> None:
     assert confirmed.broadcast_at is not None and confirmed.broadcast_at >= confirmed.created_at
     assert records["dd" * 32].replaces == "bb" * 32 and records["bb" * 32].status is TxStatus.REPLACED
     assert records["cc" * 32].leg == 1 and records["cc" * 32].nonce is None
+    assert (records["bb" * 32].purpose, records["bb" * 32].htlc_id) == (Purpose.CLAIM, "0x" + "ab" * 32)
+    assert records["cc" * 32].htlc_id is None
+
+
+async def test_the_htlc_id_is_journaled_in_meta_as_before_it_was_a_field(
+    store: Store, tmp_path: Path
+) -> None:
+    await new_swap(store, "s1")
+    async with store.write() as t:
+        await t.record_signed_tx(tx("aa" * 32, purpose=Purpose.REFUND, htlc_id="ff" * 32 + ":1"), "s1", 1)
+    with closing(sqlite3.connect(tmp_path / "settlerd.db")) as db:
+        purpose, meta = db.execute("SELECT purpose, meta FROM signed_txs").fetchone()
+    assert (purpose, json.loads(meta)["htlc_id"]) == ("refund", "ff" * 32 + ":1")
+    (record,) = await store.signed_txs(swap_id="s1")
+    assert record.htlc_id == "ff" * 32 + ":1" and "htlc_id" not in record.meta
     with pytest.raises(NotFound, match="ee"):
         async with store.write() as t:
             await t.mark_tx("ee" * 32, TxStatus.BROADCAST)
@@ -270,15 +298,15 @@ async def test_a_write_inside_a_write_is_refused_instead_of_hanging(store: Store
 async def test_record_replacement_journals_the_bump_under_the_replaced_swap_and_leg(store: Store) -> None:
     await new_swap(store, "s1")
     async with store.write() as t:
-        await t.record_signed_tx(tx("aa" * 32, nonce=7, purpose="claim"), "s1", 2)
+        await t.record_signed_tx(tx("aa" * 32, nonce=7, purpose=Purpose.CLAIM), "s1", 2)
         await t.mark_tx("aa" * 32, TxStatus.BROADCAST)
     adapter_view: AdapterStore = store
-    bump = tx("bb" * 32, nonce=7, purpose="claim")
+    bump = tx("bb" * 32, nonce=7, purpose=Purpose.CLAIM)
     await adapter_view.record_replacement(bump, "aa" * 32)
     await adapter_view.record_replacement(bump, "aa" * 32)  # a retry after a crash changes nothing
 
     # Both stay unconfirmed, newest last: the engine settles whichever one is mined.
-    assert await adapter_view.unconfirmed_txs("evm") == [tx("aa" * 32, nonce=7, purpose="claim"), bump]
+    assert await adapter_view.unconfirmed_txs("evm") == [tx("aa" * 32, nonce=7, purpose=Purpose.CLAIM), bump]
     original, replacement = await store.signed_txs(swap_id="s1")
     assert original.status is TxStatus.BROADCAST and original.replaces is None
     assert (replacement.txid, replacement.swap_id, replacement.leg) == ("bb" * 32, "s1", 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -12,8 +13,7 @@ from settlerd_bitcoin.scanner import Scanner
 from settlerd_bitcoin.txbuild import REFUND_SELECTOR
 from settlerd_bitcoin.wallet import Wallet
 
-from settlerd.adapters import ChainEvent, HtlcTerms
-from settlerd.adapters import ChainEventKind as K
+from settlerd.adapters import ChainEvent, Claimed, HtlcFact, HtlcFound, HtlcTerms, Locked, Refunded, Reorged
 
 SECRET = bytes(range(32))
 HASHLOCK = sha256(SECRET)
@@ -57,8 +57,8 @@ def scanner() -> tuple[Scanner, list[ChainEvent]]:
     return s, events
 
 
-def kinds(events: list[ChainEvent]) -> list[tuple[K, int]]:
-    return [(e.kind, e.confirmations) for e in events if e.kind is not K.TIP]
+def kinds(events: list[ChainEvent]) -> list[tuple[type, int]]:
+    return [(type(e), e.confirmations) for e in events if isinstance(e, HtlcFound)]
 
 
 def test_funding_is_reported_with_its_terms_and_depth_until_final() -> None:
@@ -66,8 +66,9 @@ def test_funding_is_reported_with_its_terms_and_depth_until_final() -> None:
     s._apply(block(100, [pay(1, HTLC.script_pubkey, 70_000)]))
     for h in range(101, 106):
         s._apply(block(h, []))
-    assert kinds(events) == [(K.LOCKED, 1), (K.LOCKED, 2), (K.LOCKED, 3)]
+    assert kinds(events) == [(Locked, 1), (Locked, 2), (Locked, 3)]
     first = events[0]
+    assert isinstance(first, Locked)
     assert (first.htlc_id, first.amount, first.found) == (f"{txid(1)}:0", 70_000, TERMS)
     assert not s.maturing  # final and unspent: nothing more per block
 
@@ -79,9 +80,10 @@ def test_claim_reveals_the_preimage_and_refund_does_not() -> None:
     claim = pay(3, bytes(22), 69_000, [(f"{txid(1)}:0", ["30", SECRET.hex(), script])])
     refund = pay(4, bytes(22), 79_000, [(f"{txid(2)}:0", ["30", REFUND_SELECTOR.hex(), script])])
     s._apply(block(101, [claim, refund]))
-    spent = {e.htlc_id: e for e in events if e.kind in (K.CLAIMED, K.REFUNDED)}
-    assert spent[f"{txid(1)}:0"].kind is K.CLAIMED and spent[f"{txid(1)}:0"].preimage == SECRET
-    assert spent[f"{txid(2)}:0"].kind is K.REFUNDED and spent[f"{txid(2)}:0"].preimage is None
+    spent = {e.htlc_id: e for e in events if isinstance(e, Claimed | Refunded)}
+    claimed, refunded = spent[f"{txid(1)}:0"], spent[f"{txid(2)}:0"]
+    assert isinstance(claimed, Claimed) and claimed.preimage == SECRET
+    assert isinstance(refunded, Refunded) and refunded.txid == txid(4)
 
 
 def test_reorg_undoes_spend_then_funding_and_wallet_outputs() -> None:
@@ -94,8 +96,10 @@ def test_reorg_undoes_spend_then_funding_and_wallet_outputs() -> None:
     assert s.wallet.utxos[f"{txid(5)}:0"].spent_height == 101
     events.clear()
     s._undo_above(100)
-    undone = [(e.kind, e.undoes, e.htlc_id) for e in events]
-    assert undone == [(K.REORGED, K.CLAIMED, f"{txid(1)}:0"), (K.REORGED, K.LOCKED, f"{txid(1)}:0")]
+    assert events == [
+        Reorged("bitcoin", 100, s.hashes[100], f"{txid(1)}:0", HASHLOCK, txid(3), HtlcFact.CLAIMED),
+        Reorged("bitcoin", 100, s.hashes[100], f"{txid(1)}:0", HASHLOCK, txid(1), HtlcFact.LOCKED),
+    ]
     assert s.tip == 100 and set(s.hashes) == {100}
     assert f"{txid(1)}:0" not in s.fundings
     coin = s.wallet.utxos[f"{txid(5)}:0"]
@@ -133,3 +137,29 @@ async def test_state_round_trips_through_the_cursor() -> None:
     assert (t.tip, t.hashes, set(t.htlcs)) == (s.tip, s.hashes, set(s.htlcs))
     assert t.fundings.keys() == s.fundings.keys() and t.fundings[f"{txid(1)}:0"].amount == 70_000
     assert t.wallet.utxos.keys() == s.wallet.utxos.keys() and t.wallet.next_index[RECEIVE] == 4
+
+
+async def test_a_spend_round_trips_through_the_cursor_in_the_saved_form_of_before() -> None:
+    s, _ = scanner()
+    s._apply(block(100, [pay(1, HTLC.script_pubkey, 70_000), pay(2, HTLC.script_pubkey, 80_000)]))
+    script = HTLC.witness_script.hex()
+    claim = pay(3, bytes(22), 69_000, [(f"{txid(1)}:0", ["30", SECRET.hex(), script])])
+    refund = pay(4, bytes(22), 79_000, [(f"{txid(2)}:0", ["30", REFUND_SELECTOR.hex(), script])])
+    s._apply(block(101, [claim, refund]))
+    cursors = CursorDict()
+    s.store = cursors  # type: ignore[assignment]
+    await s.save()
+    saved = {f["outpoint"]: f["spend"][:3] for f in json.loads(cursors.saved["scanner"])["fundings"]}
+    assert saved == {
+        f"{txid(1)}:0": [txid(3), "claimed", SECRET.hex()],
+        f"{txid(2)}:0": [txid(4), "refunded", None],
+    }
+    events: list[ChainEvent] = []
+    t = Scanner("bitcoin", None, cursors, Wallet(keys), events.append, birthday=100, finality_depth=FINALITY)  # type: ignore[arg-type]
+    t.watch(TERMS)
+    await t.load()
+    spends = {e.htlc_id: e for e in events if isinstance(e, Claimed | Refunded)}
+    assert spends == {
+        f"{txid(1)}:0": Claimed("bitcoin", 101, s.hashes[101], f"{txid(1)}:0", HASHLOCK, txid(3), SECRET, 1),
+        f"{txid(2)}:0": Refunded("bitcoin", 101, s.hashes[101], f"{txid(2)}:0", HASHLOCK, txid(4), 1),
+    }
