@@ -3,7 +3,7 @@
 One ``getblock <hash> 2`` per block. Every output is looked up by scriptPubKey and every input by outpoint
 in dicts, so a block costs the same whether ten or ten thousand swaps are live. Reorgs are found by
 comparing the node's block hashes with the last ``KEEP_BLOCKS`` hashes kept in the store; everything
-recorded above the fork point is undone and reported as REORGED before the new branch is read.
+recorded above the fork point is undone and reported as Reorged before the new branch is read.
 """
 
 from __future__ import annotations

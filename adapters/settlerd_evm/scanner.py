@@ -6,7 +6,7 @@ the same contract cost nothing; matching is a dictionary lookup. A range the nod
 provider's cap on results, block span or response size) is asked again in halves down to one block.
 Reorgs are found by block hash: the scanner keeps the hashes of recent blocks, and when the block it last
 scanned is no longer on the best chain it walks back to the fork, reports every event above it as
-REORGED and scans the new branch. An answer that is not what the call returns is a ``NodeFault``: nothing
+Reorged and scans the new branch. An answer that is not what the call returns is a ``NodeFault``: nothing
 of it is used and the height does not move. Tip and hashes are stored as cursors, so a restart resumes
 where the scanner stopped.
 """
@@ -267,7 +267,7 @@ class Scanner:
         return list(found)
 
     def _undo_orphans(self, hashes: Mapping[int, str]) -> None:
-        """Report as REORGED the events found ahead of the scan whose block is no longer on the chain."""
+        """Report as Reorged the events found ahead of the scan whose block is no longer on the chain."""
         kept = []
         for r in self._reported:
             e = r.event

@@ -2,7 +2,7 @@
 
 It keeps the contract as the first-party adapters do, so the engine cannot tell it from them: ``build_*``
 only signs (the chain sees nothing until ``broadcast``), broadcasting a known transaction again is harmless,
-events come in scanner order with depth re-reports and REORGED undoing what left the chain, and the
+events come in scanner order with depth re-reports and Reorged undoing what left the chain, and the
 long-lived work (scanning, rebroadcasting the journal) is in ``run``, which the owner runs and restarts;
 ``start`` creates no task. Timelocks are block heights: block ``h`` is mined at ``genesis + h * interval``.
 

@@ -87,7 +87,7 @@ async def test_erc20_lock_with_approve_then_refund(
     await carol.scanner.poll()
     assert Refunded in [type(e) for e in drain(carol)]
 
-    # A second refund (a restart that lost the first one's broadcast record): REFUNDED again, no revert.
+    # A second refund (a restart that lost the first one's broadcast record): Refunded again, no revert.
     with pytest.raises(HtlcSpent, match="already refunded"):
         await carol.build_refund(terms, locked.htlc_id)
     (again,) = drain(carol)
