@@ -88,6 +88,11 @@ class Executor:
             await self._apply(swap_id, swap.LockRefused(self._clock(), leg, refusal))
             return None
         tx = await adapter.build_lock(records.htlc_terms(state, leg))
+        if tx.nonce is not None:
+            # It holds the account's next nonces, which the adapter has handed out: journaled before the
+            # second check, which reads nodes and can fail, or every later transaction of the account,
+            # claims and refunds included, would wait behind the gap. A later tick broadcasts it.
+            await self._journal(tx, swap_id, leg)
         current = self._live.get(swap_id)
         refusal = await self._timing.refusal(current.state if current else state, leg)
         if refusal is not None and tx.nonce is None:
@@ -112,7 +117,8 @@ class Executor:
                 state.terms.leg(leg).deadline.isoformat(),
                 extra={"swap_id": swap_id, "chain": tx.chain},
             )
-        await self._journal(tx, swap_id, leg)
+        if tx.nonce is None:
+            await self._journal(tx, swap_id, leg)
         return tx
 
     async def _journaled(self, swap_id: str, leg: Leg, spend: Spend) -> SignedTx | None:
