@@ -211,10 +211,13 @@ class EvmAdapter:
         return self.address
 
     async def spendable(self, asset: str) -> int:
+        # After our pending transactions: a lock sent but not mined yet has spent its amount already. Read
+        # at the latest block, a second lock would pass the check, then never be mined for want of funds,
+        # its nonce a gap that blocks every later transaction of the account, claims and refunds included.
         token = c.token_address(asset)
         if token == c.ZERO_ADDRESS:
-            return int(await self.w3.eth.get_balance(self.address))
-        raw = await self.w3.eth.call({"to": token, "data": c.balance_of(self.address)})
+            return int(await self.w3.eth.get_balance(self.address, "pending"))
+        raw = await self.w3.eth.call({"to": token, "data": c.balance_of(self.address)}, "pending")
         return int.from_bytes(bytes(raw)[:32], "big")
 
     # scanning
