@@ -11,7 +11,9 @@ next tick, so a failed broadcast or a crash is retried, never lost.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,7 @@ from settlerd.adapters import (
 from settlerd.store import Store, TxStatus
 from settlerd.store.rows import UNCONFIRMED
 from settlerd.swap import Leg, Spend, SwapState
+from settlerd.swap.timers import next_deadline
 
 from . import records
 from .executor import Executor
@@ -44,6 +47,10 @@ log = logging.getLogger("settlerd.engine")
 
 # How often deadlines are re-evaluated and unfinished actions retried without a chain event.
 DEFAULT_TICK = timedelta(seconds=5)
+
+# A tick or a restore hands the loop back after this much work, so the API and the chain followers
+# answer within about this long however many swaps come due at once.
+YIELD_EVERY_S = 0.005
 
 _UNDONE = {
     HtlcFact.LOCKED: Spend.LOCK,
@@ -59,6 +66,19 @@ def _chain_of(state: SwapState, event: swap.Event) -> str | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _unfinished(state: SwapState) -> bool:
+    """Whether the swap asked for a spend that was not sent yet: the tick queues it again."""
+    for leg in (Leg.ONE, Leg.TWO):
+        facts = state.leg(leg)
+        if (
+            (facts.lock_requested and not facts.lock_sent)
+            or (facts.claim_requested and not facts.claim_sent)
+            or (facts.refund_requested and not facts.refund_sent)
+        ):
+            return True
+    return False
 
 
 class UnknownSwap(LookupError):
@@ -84,6 +104,11 @@ class Engine:
         self.unresumable: dict[str, str] = {}  # swap id -> why its log did not replay
         self._locks: dict[str, asyncio.Lock] = {}
         self._index: dict[tuple[str, bytes], list[tuple[str, Leg]]] = {}
+        # The deadline heap: (moment, swap id) for each swap's next deadline (``swap.timers``); an entry
+        # whose moment is no longer the one in ``_due`` is stale and skipped when it comes up.
+        self._timers: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+        self._unfinished: set[str] = set()  # swaps with an action asked for and not yet sent
         self._wakeups = tuple(wakeups)  # set after every logged change: they wake the publishers
         live_checks = LiveChecks(self.adapters, clock, self._live)
         self._risk = RiskCheck(self._live, self.adapters, limits)
@@ -111,16 +136,18 @@ class Engine:
 
     async def retry_unfinished(self) -> None:
         """Queue what every live swap asked for and was not yet sent; the workers start with ``run``."""
-        for swap_id in list(self._live):
+        for swap_id in sorted(self._unfinished, key=self._claim_deadline):
             self._retry(swap_id)
 
     async def restore(self) -> int:
         """Rebuild every live swap from the log and watch its legs again. Touches no chain: adapters may
         be started only afterwards, so their catch-up already matches what these swaps watch."""
-        rows = await self.store.live_swaps(terminal=[s.value for s in swap.TERMINAL])
-        for row in rows:
-            secret = await self.store.get_secret(row.id)
-            events = await self.store.events(swap_id=row.id, limit=None)
+        logs = await self.store.live_swap_logs(terminal=[s.value for s in swap.TERMINAL])
+        started = time.monotonic()
+        for row, secret, events in logs:
+            if time.monotonic() - started > YIELD_EVERY_S:
+                await asyncio.sleep(0)
+                started = time.monotonic()
             try:
                 live = records.rebuild(row, secret, events)
                 self._adopt(live)
@@ -131,16 +158,48 @@ class Engine:
                 log.error(
                     "swap %s cannot be resumed from its log: %s", row.id, exc, extra={"swap_id": row.id}
                 )
-                self._live.pop(row.id, None)
+                self._forget(row.id)
         return len(self._live)
 
     def _adopt(self, live: LiveSwap) -> None:
         state = live.state
         self._live[state.swap_id] = live
         self._locks.setdefault(state.swap_id, asyncio.Lock())
+        self._reschedule(live)
         if state.accepted:
             for leg in (Leg.ONE, Leg.TWO):
                 self._watch(state, leg)
+
+    def _reschedule(self, live: LiveSwap) -> None:
+        """After every step: the swap's next deadline in the heap, and whether it has work to retry."""
+        state = live.state
+        swap_id = state.swap_id
+        if _unfinished(state):
+            self._unfinished.add(swap_id)
+        else:
+            self._unfinished.discard(swap_id)
+        due = next_deadline(state)
+        if due is None:
+            self._due.pop(swap_id, None)
+        elif self._due.get(swap_id) != due:
+            self._due[swap_id] = due
+            heapq.heappush(self._timers, (due, swap_id))
+
+    def _forget(self, swap_id: str) -> None:
+        self._live.pop(swap_id, None)
+        self._locks.pop(swap_id, None)
+        self._due.pop(swap_id, None)
+        self._unfinished.discard(swap_id)
+
+    def due_swaps(self, now: datetime) -> list[str]:
+        """Take every swap whose next deadline has come from the heap (stale entries are dropped)."""
+        due: list[str] = []
+        while self._timers and self._timers[0][0] <= now:
+            moment, swap_id = heapq.heappop(self._timers)
+            if self._due.get(swap_id) == moment:
+                del self._due[swap_id]
+                due.append(swap_id)
+        return due
 
     def _watch(self, state: SwapState, leg: Leg) -> None:
         terms = state.terms.leg(leg)
@@ -194,6 +253,7 @@ class Engine:
             # A step that only moved the swap's clock is not logged: replay takes time from later events.
             if replace(result.state, now=live.state.now) == live.state and not result.actions:
                 live.state = result.state
+                self._reschedule(live)
                 return result
             settled = await self._settled_txs(swap_id, event, txid, result.state)
             async with self.store.write() as tx:
@@ -211,6 +271,7 @@ class Engine:
                     records.log_payload(replace(event, at=result.state.now), result, txid),
                 )
             live.state, live.txids = after.state, after.txids
+            self._reschedule(live)
         self._changed()
         if result.change is not None:
             log.info(
@@ -224,8 +285,7 @@ class Engine:
             )
         self._act(live, result.actions)
         if swap.is_terminal(live.state.status):
-            self._live.pop(swap_id, None)
-            self._locks.pop(swap_id, None)
+            self._forget(swap_id)
         return result
 
     async def _settled_txs(
@@ -327,15 +387,29 @@ class Engine:
                 return swap.Reorged(at, leg, htlc_id, _UNDONE[event.undoes])
 
     async def tick(self) -> None:
-        """Re-evaluate deadlines of every live swap and queue unfinished actions again."""
+        """Step the swaps whose next deadline has come and queue unfinished actions again.
+
+        A swap whose deadline has not come would only move its clock (``swap.timers``): it is left
+        alone, so a tick costs what came due, not what is live.
+        """
         now = self.clock()
+        due = set(self.due_swaps(now))
+        started = time.monotonic()
         # S3: claims whose deadline is nearest are queued first; each chain's worker keeps that order.
-        for swap_id in sorted(self._live, key=self._claim_deadline):
-            if swap_id in self._live:
-                await self._guarded_apply(swap_id, swap.Tick(now))
+        for swap_id in sorted(due | self._unfinished, key=self._claim_deadline):
+            if time.monotonic() - started > YIELD_EVERY_S:
+                await asyncio.sleep(0)
+                started = time.monotonic()
+            if (
+                swap_id in due
+                and swap_id in self._live
+                and not await self._guarded_apply(swap_id, swap.Tick(now))
+            ):
+                self._due[swap_id] = now  # not stepped: due again on the next tick
+                heapq.heappush(self._timers, (now, swap_id))
             self._retry(swap_id)
 
-    async def _guarded_apply(self, swap_id: str, event: swap.Event, *, txid: str | None = None) -> None:
+    async def _guarded_apply(self, swap_id: str, event: swap.Event, *, txid: str | None = None) -> bool:
         # One swap's failure (a defect, a store error) must not end the chain follower or the ticker
         # that every other swap's claims and refunds depend on; the next event or tick tries again.
         try:
@@ -343,9 +417,14 @@ class Engine:
         except Exception:
             log.exception("swap %s: %s could not be applied; retrying on the next event", swap_id, event.kind,
                           extra={"swap_id": swap_id})  # fmt: skip
+            return False
+        return True
 
     def _claim_deadline(self, swap_id: str) -> datetime:
-        state = self._live[swap_id].state
+        live = self._live.get(swap_id)
+        if live is None:
+            return datetime.max.replace(tzinfo=UTC)
+        state = live.state
         leg = state.role.counter_leg
         if state.secret is not None and not state.leg(leg).spent:
             return state.terms.leg(leg).deadline

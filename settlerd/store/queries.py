@@ -139,6 +139,17 @@ async def legs_of(conn: AsyncConnection, swap_id: str) -> list[Leg]:
     return [leg_from(r) for r in await conn.execute(q)]
 
 
+async def legs_of_many(conn: AsyncConnection, swap_ids: Collection[str]) -> dict[str, list[Leg]]:
+    """The legs of each of ``swap_ids`` (a page's worth) in one query, in leg order."""
+    legs: dict[str, list[Leg]] = {swap_id: [] for swap_id in swap_ids}
+    if not legs:
+        return legs
+    q = select(t.legs).where(t.legs.c.swap_id.in_(list(legs))).order_by(t.legs.c.swap_id, t.legs.c.leg)
+    for row in await conn.execute(q):
+        legs[row.swap_id].append(leg_from(row))
+    return legs
+
+
 async def events(
     conn: AsyncConnection,
     *,

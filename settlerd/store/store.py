@@ -190,6 +190,40 @@ class Store:
         async with self._read() as conn:
             return await queries.legs_of(conn, swap_id)
 
+    async def legs_of_many(self, swap_ids: Collection[str]) -> dict[str, list[Leg]]:
+        """The legs of a page of swaps in one query, by swap id."""
+        async with self._read() as conn:
+            return await queries.legs_of_many(conn, swap_ids)
+
+    async def live_swap_logs(self, terminal: Collection[str]) -> list[tuple[Swap, bytes | None, list[Event]]]:
+        """Every swap not in ``terminal`` with its preimage and its whole event log, for the engine's
+        restore: two queries, however many swaps there are, not two per swap."""
+        live = t.swaps.c.status.not_in(list(terminal))
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(*queries.SWAP_COLUMNS, t.swaps.c.secret)
+                    .where(live)
+                    .order_by(t.swaps.c.created_at, t.swaps.c.id)
+                )
+            ).all()
+            logs: dict[str, list[Event]] = {row.id: [] for row in rows}
+            q = (
+                select(t.events)
+                .join(t.swaps, t.swaps.c.id == t.events.c.swap_id)
+                .where(live)
+                .order_by(t.events.c.seq)
+            )
+            for event in await conn.execute(q):
+                # A swap that became live between the two reads is left to the next restore.
+                kept = logs.get(event.swap_id)
+                if kept is not None:
+                    kept.append(queries.event_from(event))
+        return [
+            (queries.swap_from(row), bytes(row.secret) if row.secret is not None else None, logs[row.id])
+            for row in rows
+        ]
+
     async def count_by_status(self) -> dict[str, int]:
         """How many swaps are in each status: one GROUP BY, however many swaps there are."""
         async with self._read() as conn:

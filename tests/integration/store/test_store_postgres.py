@@ -188,3 +188,7 @@ async def test_journal_cursors_and_legs_round_trip(store: Store) -> None:
         await tx.mark_tx("bb" * 32, TxStatus.REPLACED)
     assert await store.unconfirmed_txs("evm") == []
     assert [s.id for s in await store.live_swaps({"completed"})] == ["s1"]
+    assert [(row.id, secret, events) for row, secret, events in await store.live_swap_logs({"new"})] == []
+    [(row, secret, events)] = await store.live_swap_logs({"completed"})
+    assert (row.id, secret, events) == ("s1", SECRET, [])
+    assert (await store.legs_of_many(["s1"]))["s1"][0].amount == 2**200 + 1

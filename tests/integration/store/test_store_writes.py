@@ -145,6 +145,40 @@ async def test_legs_round_trip_with_amounts_beyond_64_bits(store: Store) -> None
     assert (await store.legs_of("s1"))[1].amount == wei
 
 
+async def test_a_page_of_legs_and_every_live_log_are_read_at_once(store: Store) -> None:
+    # The list endpoint and the engine's restore read these in one or two queries, not one per swap:
+    # each swap must still get exactly its own legs, preimage and events, in order.
+    for n in range(3):
+        async with store.write() as tx:
+            await tx.insert_swap(
+                f"s{n}",
+                role="initiator",
+                status="created",
+                counterparty="b",
+                terms=TERMS,
+                secret=bytes([n]) * 32,
+            )
+            for number in (2, 1):
+                await tx.upsert_leg(
+                    Leg(f"s{n}", number, "evm", "ETH", n + 1, bytes([n]) * 32, "0xa", "0xb", 9)
+                )
+            await tx.append_event(f"s{n}", "created", "created", {"n": n})
+    async with store.write() as tx:
+        await tx.append_event("s0", "locked", "leg1_locked", {"n": 10})
+        await tx.update_swap("s1", status="completed")
+        await tx.append_event("s1", "ended", "completed", {"n": 11})
+
+    legs = await store.legs_of_many(["s2", "s0", "missing"])
+    assert legs == {"s2": await store.legs_of("s2"), "s0": await store.legs_of("s0"), "missing": []}
+    assert [(leg.swap_id, leg.leg) for leg in legs["s2"]] == [("s2", 1), ("s2", 2)]
+    assert await store.legs_of_many([]) == {}
+
+    logs = await store.live_swap_logs({"completed"})
+    assert [(row.id, secret) for row, secret, _ in logs] == [("s0", bytes(32)), ("s2", b"\2" * 32)]
+    assert [[e.payload["n"] for e in events] for _, _, events in logs] == [[0, 10], [2]]
+    assert [e.seq for e in logs[0][2]] == [e.seq for e in await store.events(swap_id="s0")]
+
+
 def tx(
     txid: str,
     *,
