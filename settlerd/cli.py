@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from settlerd import __version__, adapters, config, logs
+from settlerd.cli_keys import add_keys_commands
 from settlerd.cli_swap import add_swap_commands
 from settlerd.cli_verify import add_verify_command
 from settlerd.doctor import add_doctor_command
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         func=cmd_audit_verify
     )
     add_swap_commands(sub)
+    add_keys_commands(sub, _load)
     add_doctor_command(sub, _load)
     add_verify_command(sub)
     for info in adapters.discover().values():

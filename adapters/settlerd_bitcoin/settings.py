@@ -99,6 +99,15 @@ class BitcoinSettings(AdapterSettings):
             raise AdapterConfigError(f"{self.name}: seed_file was not read; build settings with from_mapping")
         return self.seed
 
+    def funding_address(self) -> str:
+        """The wallet's first receive address (``m/84'/coin'/account'/0/0``): always watched, so coins paid
+        to it before the daemon ever ran are found (`settlerd keys show`, `regtest/fund`)."""
+        from .htlc import p2wpkh_script_pubkey, segwit_address
+        from .keys import RECEIVE, KeyChain
+
+        key = KeyChain(self.master_seed, self.network.coin_type, self.account).wallet_key(RECEIVE, 0)
+        return segwit_address(p2wpkh_script_pubkey(key.pubkey_hash), self.network.hrp)
+
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> BitcoinSettings:
         """The settings the adapter runs with, from a chain table: ``*_file`` secrets are read here."""

@@ -69,5 +69,11 @@ class EvmSettings(AdapterSettings):
             raise AdapterConfigError(f"{self.name}: private_key_file was not read; use from_mapping")
         return self.private_key
 
+    def funding_address(self) -> str:
+        """The account the adapter locks and pays gas from (`settlerd keys show`, `regtest/fund`)."""
+        from eth_account import Account
+
+        return str(Account.from_key(self.key).address)
+
     def fee_policy(self) -> fees.FeePolicy:
         return fees.FeePolicy(int(self.max_fee_gwei * fees.GWEI), int(self.priority_fee_gwei * fees.GWEI))
