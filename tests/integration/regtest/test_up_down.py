@@ -19,9 +19,13 @@ REGTEST = Path(__file__).resolve().parents[3] / "regtest"
 _ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"  # BIP173's example key hash, as a regtest address
 
 
-async def _run(script: str, env: dict[str, str]) -> str:
+async def _run(script: str, env: dict[str, str], *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        str(REGTEST / script), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        str(REGTEST / script),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
     text = out.decode()
@@ -63,5 +67,38 @@ async def test_up_prints_endpoints_and_down_stops_them(tmp_path: Path) -> None:
 
         again = await _run("up", env)
         assert "height 3" in again
+    finally:
+        await _run("down", env)
+
+
+async def _heights(btc_url: str, evm_url: str) -> tuple[int, int]:
+    btc = await _post(btc_url, {"method": "getblockcount"})
+    evm = await _post(evm_url, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+    return int(str(btc["result"])), int(str(evm["result"]), 16)
+
+
+async def test_block_time_mines_both_chains_until_down(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env.update(
+        SETTLERD_REGTEST_STATE=str(tmp_path / "state"),
+        SETTLERD_BTC_RPC_PORT=str(free_port()),
+        SETTLERD_BTC_P2P_PORT=str(free_port()),
+        SETTLERD_ANVIL_PORT=str(free_port()),
+    )
+    evm_url = f"http://127.0.0.1:{env['SETTLERD_ANVIL_PORT']}"
+    try:
+        out = await _run("up", env, "--block-time", "0.5s")
+        assert "one block on each chain every 0.5s" in out, out
+        btc_url = re.search(r"http://\S+:\S+@127\.0\.0\.1:\d+", out)
+        assert btc_url is not None, out
+        first = await _heights(btc_url.group(0), evm_url)
+        for _ in range(40):  # 20 s at most: four intervals are enough on an idle machine
+            await asyncio.sleep(0.5)
+            now = await _heights(btc_url.group(0), evm_url)
+            if now[0] >= first[0] + 3 and now[1] >= first[1] + 3:
+                break
+        assert now[0] >= first[0] + 3 and now[1] >= first[1] + 3, (first, now)
+        stopped = await _run("down", env)
+        assert "miner: stopped" in stopped, stopped
     finally:
         await _run("down", env)
