@@ -63,7 +63,9 @@ class Timeline:
         depth = event["payload"].get("event", {}).get("confirmations")
         if not change and depth is not None and depth > FINALITY_DEPTH:
             return  # buried deeper than it needs to be: nothing a reader has to know
-        status = event["status"] if change else ""
+        # The status this event moved the swap to, never the swap's status now: a later event may have
+        # moved it on already, and its status next to this event's description would misreport both.
+        status = change["to"] if change else ""
         print(f"  {self.stamp()}  {desk:<6}  {status:<13}  {await self.describe(event)}", flush=True)
 
     async def describe(self, event: dict[str, Any]) -> str:
@@ -92,8 +94,10 @@ class Timeline:
             return f"leg {number} lock seen, {depth}, {where}"
         if kind == "claim_broadcast":
             return f"claims leg {number} with the secret: {tx} sent"
+        if kind == "claim_seen" and number == 2:
+            return f"leg 2 claimed, the secret is public; {depth}, {where}"
         if kind == "claim_seen":
-            return f"leg {number} claimed, the secret is public; {depth}, {where}"
+            return f"leg 1 claimed with the secret; {depth}, {where}"
         return f"{kind.replace('_', ' ')} leg {number} {tx} {depth}".strip()
 
     def mqtt(self, message: aiomqtt.Message) -> None:
@@ -109,7 +113,7 @@ class Timeline:
         self.mqtt_status[desk] = document["status"]
         if len(self.mqtt_status) == len(self.names) and set(self.mqtt_status.values()) == {"completed"}:
             self.venue_saw_completion.set()
-        short = topic.replace(node, desk.replace(" ", "-").lower()).replace(document["id"], "…")
+        short = topic.replace(document["id"], "…")  # the topic subscribed to above, swap id shortened
         print(
             f"  {self.stamp()}  {'mqtt':<6}  {'':<13}  venue receives {short} "
             f"status={document['status']} (retained, seq {document['seq']})",
