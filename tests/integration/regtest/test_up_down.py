@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fixtures.bitcoin_node import free_port
+from tests.fixtures.anvil import Anvil
+from tests.fixtures.bitcoin_node import BitcoinNode, free_port
 
 pytestmark = [pytest.mark.bitcoind, pytest.mark.anvil, pytest.mark.mqtt]
 
@@ -33,6 +34,11 @@ async def _run(script: str, env: dict[str, str], *args: str) -> str:
     return text
 
 
+def _own_nodes_env() -> dict[str, str]:
+    """The environment without an operator's nodes: these tests are about the nodes `up` starts."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SETTLERD_TEST_")}
+
+
 async def _post(url: str, body: dict[str, object]) -> dict[str, object]:
     async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
         reply: dict[str, object] = await resp.json(content_type=None)
@@ -40,7 +46,7 @@ async def _post(url: str, body: dict[str, object]) -> dict[str, object]:
 
 
 async def test_up_prints_endpoints_and_down_stops_them(tmp_path: Path) -> None:
-    env = dict(os.environ)
+    env = _own_nodes_env()
     env.update(
         SETTLERD_REGTEST_STATE=str(tmp_path / "state"),
         SETTLERD_BTC_RPC_PORT=str(free_port()),
@@ -78,7 +84,7 @@ async def _heights(btc_url: str, evm_url: str) -> tuple[int, int]:
 
 
 async def test_block_time_mines_both_chains_until_down(tmp_path: Path) -> None:
-    env = dict(os.environ)
+    env = _own_nodes_env()
     env.update(
         SETTLERD_REGTEST_STATE=str(tmp_path / "state"),
         SETTLERD_BTC_RPC_PORT=str(free_port()),
@@ -102,3 +108,30 @@ async def test_block_time_mines_both_chains_until_down(tmp_path: Path) -> None:
         assert "miner: stopped" in stopped, stopped
     finally:
         await _run("down", env)
+
+
+async def test_up_uses_running_nodes_and_down_leaves_them(
+    tmp_path: Path, bitcoin_node: BitcoinNode, anvil: Anvil
+) -> None:
+    env = _own_nodes_env()
+    env.update(
+        SETTLERD_REGTEST_STATE=str(tmp_path / "state"),
+        SETTLERD_TEST_BITCOIN_RPC_URL=bitcoin_node.rpc_url,
+        SETTLERD_TEST_BITCOIN_RPC_USER=bitcoin_node.rpc_user,
+        SETTLERD_TEST_BITCOIN_RPC_PASSWORD=bitcoin_node.rpc_password,
+        SETTLERD_TEST_EVM_RPC_URL=anvil.rpc_url,
+    )
+    height = await bitcoin_node.rpc("getblockcount")
+    try:
+        out = await _run("up", env)
+        host_port = bitcoin_node.rpc_url.removeprefix("http://")
+        assert f"Bitcoin (external, regtest):  http://{bitcoin_node.rpc_user}:" in out, out
+        assert f"@{host_port}   height {height}" in out, out
+        assert f"EVM (anvil, chain id 31337): {anvil.rpc_url}" in out, out
+        assert not (tmp_path / "state" / "bitcoin.pid").exists()
+        assert not (tmp_path / "state" / "anvil.pid").exists()
+    finally:
+        stopped = await _run("down", env)
+    assert "an external node, left running" in stopped, stopped
+    assert await bitcoin_node.rpc("getblockcount") >= height
+    assert anvil.rpc("eth_chainId") == "0x7a69"
