@@ -34,8 +34,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# One line per test file as it finishes (its tier is the path), failures listed at the end, and pytest's own
+# closing line ("N passed in …") last: CI reads it.
 test: setup lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -r fE
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
