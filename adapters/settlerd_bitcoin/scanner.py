@@ -327,7 +327,8 @@ class Scanner:
     # mempool
 
     def has_unspent_fundings(self) -> bool:
-        return any(f.spend is None for f in self.fundings.values())
+        # A spend only in the mempool can still be replaced, by a claim revealing the secret: keep looking.
+        return any(f.spend is None or f.spend.height == 0 for f in self.fundings.values())
 
     async def poll_mempool(self) -> None:
         """Look at new mempool transactions for spends of watched HTLCs: a claim reveals the preimage."""
@@ -352,7 +353,9 @@ class Scanner:
                 spent.append(op)
                 self.mempool_spends[op] = (txid, witness)
                 funding = self.fundings.get(op)
-                if funding is not None and funding.spend is None:
+                # A spend replacing another one still in the mempool (the initiator's claim outbidding our
+                # refund) is reported too: its preimage is public now, not once it is mined.
+                if funding is not None and (funding.spend is None or funding.spend.height == 0):
                     self._record_spend(funding, txid, witness, 0, None)
                     self._report(funding)
             self.mempool_txs[txid] = spent
