@@ -35,6 +35,9 @@ from settlerd.swap import policy as swap_policy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# A lease shorter than this would expire on an ordinary database hiccup (a checkpoint, a failover of
+# PostgreSQL itself); longer than the maximum, a dead leader's swaps wait too long for their claims.
+MIN_LEASE_S, MAX_LEASE_S = 3, 120
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -68,8 +71,26 @@ class _Section(BaseModel):
 class StoreSettings(_Section):
     url: str = Field(
         default="sqlite:///settlerd.sqlite3",
-        description="Database: `sqlite:///PATH` (default, one daemon) or `postgresql://…` (replicas).",
+        description="Database: `sqlite:///PATH` (default, one process) or `postgresql://…` (one leader "
+        "and standby replicas, see Replicas).",
     )
+    lease: Duration = Field(
+        default=timedelta(seconds=10),
+        description="PostgreSQL replicas: how long the leader's lease lasts unrenewed; a standby takes "
+        "over within a quarter of it after it expires.",
+    )
+    advertise_url: str | None = Field(
+        default=None,
+        description="PostgreSQL replicas: this replica's API address as others name it when it leads "
+        "(a standby's `503` on trade routes points there); default: the address the API listens on.",
+    )
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_bounds(cls, value: timedelta) -> timedelta:
+        if not MIN_LEASE_S <= value.total_seconds() <= MAX_LEASE_S:
+            raise ValueError(f"must be between {MIN_LEASE_S}s and {MAX_LEASE_S}s")
+        return value
 
 
 class ApiToken(_Section):

@@ -22,9 +22,11 @@ from settlerd.config import Settings
 from settlerd.credentials import CredentialError, read_secret
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.engine.risk import asset_key
+from settlerd.leadership import Replica, ReplicaRefused
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
-from settlerd.supervisor import ChainLoop, LoopHealth
+from settlerd.store.lease import LeadershipLost
+from settlerd.supervisor import ChainLoop
 
 log = logging.getLogger("settlerd.daemon")
 
@@ -60,15 +62,11 @@ async def _api_listener(
     settings: Settings,
     store: Store,
     capture: Capture | None,
-    chains: Mapping[str, ChainAdapter],
-    loops: Mapping[str, LoopHealth],
+    readiness: Readiness,
     metrics: Metrics,
-    unresumable: Mapping[str, str],
+    replica: Replica,
 ) -> AsyncIterator[str]:
-    readiness = Readiness()
-    chain_health.register(chains, readiness, metrics, loops)
-    readiness.add("engine", chain_health.engine_check(unresumable))
-    app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture)
+    app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture, replica=replica)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
@@ -164,6 +162,80 @@ async def _wait_for_stop(stop: asyncio.Event) -> None:
     raise _StopRequested
 
 
+class _Acting:
+    """What only the process that may act does: wait to lead, resume every live swap from the store,
+    then run the chains, the engine and the MQTT publisher while the lease holds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        chains: dict[str, ChainAdapter],
+        engine: Engine,
+        replica: Replica,
+        readiness: Readiness,
+        metrics: Metrics,
+        notifier: Notifier,
+    ) -> None:
+        self.settings, self.store, self.chains, self.engine = settings, store, chains, engine
+        self.replica, self.readiness, self.metrics, self.notifier = replica, readiness, metrics, notifier
+
+    async def run(self, api_url: str, key: NodeKey | None, trading: bool, mqtt_wakeup: asyncio.Event) -> None:
+        settings, store, chains, engine, replica = (
+            self.settings, self.store, self.chains, self.engine, self.replica
+        )  # fmt: skip
+        await replica.lead(settings.store.advertise_url or api_url)
+        try:
+            resumed = await engine.restore()
+        except LeadershipLost:
+            raise
+        except StoreError as exc:
+            raise StartupError(f"store: {exc}") from None
+        loops = {
+            name: ChainLoop(name, a, on_failure=self.metrics.chain_loop_failed) for name, a in chains.items()
+        }
+        chain_health.register(
+            chains, self.readiness, self.metrics, {name: cl.health for name, cl in loops.items()}
+        )
+        self.readiness.add("engine", chain_health.engine_check(engine.unresumable))
+        async with AsyncExitStack() as running:
+            try:
+                await running.enter_async_context(started(chains))
+            except ChainStartError as exc:
+                raise StartupError(str(exc), bad_config=exc.bad_config) from None
+            try:
+                await engine.retry_unfinished()
+            except LeadershipLost:
+                raise
+            except StoreError as exc:
+                raise StartupError(f"store: {exc}") from None
+            replica.acting = True
+            log.info(
+                "settlerd %s serving node %s as %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
+                __version__,
+                settings.node_id,
+                replica.role,
+                api_url,
+                store.describe(),
+                ", ".join(settings.chains) or "none configured",
+                resumed,
+                # Counterparties list this key under [counterparties.<our node id>] to trade with us.
+                f"trading on, node key {key.public_hex}"
+                if trading and key
+                else "trading off (set engine.node_key_file to sign offers)",
+            )
+            self.notifier.ready(f"serving {api_url} as {replica.role}")
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(replica.keep(), name="lease")
+                for name, chain_loop in loops.items():
+                    tasks.create_task(chain_loop.run(), name=f"chain-{name}")
+                tasks.create_task(engine.run(), name="engine")
+                if settings.mqtt.enabled:
+                    tasks.create_task(
+                        notify.run(store, settings, mqtt_wakeup, key=key), name="mqtt-publisher"
+                    )
+
+
 async def run(
     settings: Settings, *, stop: asyncio.Event | None = None, on_sighup: Callable[[], None] | None = None
 ) -> None:
@@ -181,6 +253,18 @@ async def run(
         async with AsyncExitStack() as stack:
             store = await _open_store(settings.store.url)
             stack.push_async_callback(store.close)
+            key = _node_key(settings)
+            replica = Replica(
+                store,
+                node_id=settings.node_id,
+                node_key=key.public_hex if key else None,
+                lease=settings.store.lease,
+            )
+            try:
+                await replica.admit()
+            except (ReplicaRefused, StoreError) as exc:
+                raise StartupError(f"store: {exc}") from None
+            stack.callback(replica.close)
             try:
                 chains = build(settings, store)
             except ChainStartError as exc:
@@ -192,62 +276,29 @@ async def run(
                 tick=settings.engine.tick,
                 wakeups=[mqtt_wakeup],
             )
-            try:
-                resumed = await engine.restore()
-            except StoreError as exc:
-                raise StartupError(f"store: {exc}") from None
-            try:
-                await stack.enter_async_context(started(chains))
-            except ChainStartError as exc:
-                raise StartupError(str(exc), bad_config=exc.bad_config) from None
-            try:
-                await engine.retry_unfinished()
-            except StoreError as exc:
-                raise StartupError(f"store: {exc}") from None
-            key = _node_key(settings)
             capture = _capture(settings, engine, key)
             metrics = Metrics()
-            loops = {
-                name: ChainLoop(name, a, on_failure=metrics.chain_loop_failed) for name, a in chains.items()
-            }
+            readiness = Readiness()
+            readiness.add("replica", replica.check)
             api_url = await stack.enter_async_context(
-                _api_listener(
-                    settings,
-                    store,
-                    capture,
-                    chains,
-                    {name: chain_loop.health for name, chain_loop in loops.items()},
-                    metrics,
-                    engine.unresumable,
-                )
+                _api_listener(settings, store, capture, readiness, metrics, replica)
             )
-            log.info(
-                "settlerd %s serving node %s: API %s, store %s, chains %s, %d live swaps resumed, %s",
-                __version__,
-                settings.node_id,
-                api_url,
-                store.describe(),
-                ", ".join(settings.chains) or "none configured",
-                resumed,
-                # Counterparties list this key under [counterparties.<our node id>] to trade with us.
-                f"trading on, node key {key.public_hex}"
-                if capture and key
-                else "trading off (set engine.node_key_file to sign offers)",
-            )
-            notifier.ready(f"serving {api_url}")
+            # Registered last, so it runs first on the way out: the lease goes to a standby at once.
+            stack.push_async_callback(replica.release)
+            if replica.replicated:
+                notifier.ready(f"standby, serving {api_url}")
+            acting = _Acting(settings, store, chains, engine, replica, readiness, metrics, notifier)
             try:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(_watchdog(notifier), name="sd-watchdog")
                     tasks.create_task(_wait_for_stop(stop), name="stop-signal")
-                    for name, chain_loop in loops.items():
-                        tasks.create_task(chain_loop.run(), name=f"chain-{name}")
-                    tasks.create_task(engine.run(), name="engine")
-                    if settings.mqtt.enabled:
-                        tasks.create_task(
-                            notify.run(store, settings, mqtt_wakeup, key=key), name="mqtt-publisher"
-                        )
+                    tasks.create_task(
+                        acting.run(api_url, key, capture is not None, mqtt_wakeup), name="acting"
+                    )
             except* _StopRequested:
                 pass
+            except* StartupError as failed:
+                raise failed.exceptions[0] from None
             except* StoreError as failed:
                 raise StoreFailed(f"store: {_first_leaf(failed)}") from None
             log.info("stopping: all tasks cancelled, closing API and store")

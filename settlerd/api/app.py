@@ -10,11 +10,12 @@ from aiohttp.typedefs import Handler
 
 from settlerd.config import Settings
 from settlerd.engine import Capture
+from settlerd.leadership import Replica
 from settlerd.store import Store
 
 from . import events, ops, swaps, trade
 from .auth import ROUTE_SCOPES, TOKENS, Scope, bearer_auth
-from .context import FEED, METRICS, READINESS, SETTINGS, STORE, STREAMS
+from .context import FEED, METRICS, READINESS, REPLICA, SETTINGS, STORE, STREAMS
 from .errors import body_limit, json_errors, quiet_bad_requests
 from .feed import LogFeed, feed_context
 from .metrics import Metrics
@@ -57,11 +58,13 @@ def make_app(
     metrics: Metrics | None = None,
     capture: Capture | None = None,
     routes: Sequence[Route] = (),
+    replica: Replica | None = None,
 ) -> web.Application:
     """The API. With ``capture`` it also serves trade capture (scope ``trade``); ``routes`` adds more.
 
     Pass the ``readiness`` and ``metrics`` registries the engine and adapters also hold, so their
     checks and gauges show in ``/v1/ready`` and ``/metrics``; the store's check is always added.
+    With ``replica``, those also report its role and lease, and a standby answers trade routes ``503``.
     """
     max_body = settings.api.max_body_bytes
     quiet_bad_requests()
@@ -83,6 +86,10 @@ def make_app(
     if capture is not None:
         app[trade.CAPTURE] = capture
         trading = TRADE_ROUTES
+    if replica is not None:
+        app[REPLICA] = replica
+        replica.register_metrics(app[METRICS].registry)
+        trading = tuple(Route(r.method, r.path, replica.gate(r.handler), r.scope) for r in trading)
     for route in (*STATUS_ROUTES, *trading, *routes):
         added = app.router.add_route(route.method, route.path, route.handler)
         if route.scope is not None:

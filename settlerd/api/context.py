@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from settlerd.config import Settings
+from settlerd.leadership import Replica
 from settlerd.store import Store
 
 from .feed import LogFeed
@@ -18,3 +19,4 @@ FEED: web.AppKey[LogFeed] = web.AppKey("feed", LogFeed)
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 STREAMS: web.AppKey[StreamSlots] = web.AppKey("streams", StreamSlots)
+REPLICA: web.AppKey[Replica] = web.AppKey("replica", Replica)

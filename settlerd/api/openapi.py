@@ -196,6 +196,18 @@ _SCHEMAS: dict[str, Any] = {
                     "properties": {"ok": {"type": "boolean"}, "error": _nullable({"type": "string"})},
                 },
             },
+            "replica": {
+                "type": "object",
+                "description": "This process among the node's replicas (role `single` on SQLite).",
+                "properties": {
+                    "role": {"type": "string", "enum": ["single", "leader", "standby"]},
+                    "replica": {"type": "string"},
+                    "fencing_token": _nullable({"type": "integer"}),
+                    "lease_age_s": _nullable({"type": "number"}),
+                    "leading_for_s": _nullable({"type": "number"}),
+                    "leader": _nullable({"type": "object"}),
+                },
+            },
         },
     },
 }

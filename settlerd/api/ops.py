@@ -6,7 +6,7 @@ from aiohttp import web
 
 from settlerd import __version__
 
-from .context import METRICS, READINESS, SETTINGS, STORE
+from .context import METRICS, READINESS, REPLICA, SETTINGS, STORE
 from .metrics import CONTENT_TYPE
 from .openapi import openapi_document
 
@@ -22,7 +22,10 @@ async def ready(request: web.Request) -> web.Response:
     results = await request.app[READINESS].run()
     is_ready = all(result.ok for result in results)
     checks = {result.name: {"ok": result.ok, "error": result.error} for result in results}
-    return web.json_response({"ready": is_ready, "checks": checks}, status=200 if is_ready else 503)
+    body = {"ready": is_ready, "checks": checks}
+    if REPLICA in request.app:
+        body["replica"] = request.app[REPLICA].status()
+    return web.json_response(body, status=200 if is_ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -29,6 +29,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 # A PostgreSQL server that does not answer fails start-up after this long instead of asyncpg's 60 s.
 PG_CONNECT_TIMEOUT_S = 10
+# A transaction left open by a process that stopped answering (SIGSTOP, a hung VM) is ended by the server
+# after this long, releasing its row locks (lease row, event chain head): well inside the lease, so a
+# paused leader never holds up the standby's takeover.
+PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 
 # The database holds live preimages: only its owner may read it. SQLite gives the -wal and -shm files
 # it creates the database file's mode, so creating that one private covers all three.
@@ -105,7 +109,14 @@ def check_sqlite_path(path: Path) -> None:
 def create_engine(target: Target) -> AsyncEngine:
     if target.sqlite_path is None:
         return create_async_engine(
-            target.url, pool_pre_ping=True, connect_args={"timeout": PG_CONNECT_TIMEOUT_S}
+            target.url,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": PG_CONNECT_TIMEOUT_S,
+                "server_settings": {
+                    "idle_in_transaction_session_timeout": str(PG_IDLE_IN_TRANSACTION_TIMEOUT_MS)
+                },
+            },
         )
     private_database(target.sqlite_path)
     engine = create_async_engine(target.url)

@@ -160,9 +160,28 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("CREATE UNIQUE INDEX uq_legs_hashlock_leg ON legs (hashlock, leg)"))
 
 
+def _v3(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "replica_lease",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("node_id", String(64), nullable=False),
+        Column("node_key", String(66), nullable=True),
+        Column("holder", String(160), nullable=True),
+        Column("token", BigInteger, nullable=False),
+        Column("api_url", String(256), nullable=True),
+        Column("acquired_at", UtcDateTime, nullable=True),
+        Column("renewed_at", UtcDateTime, nullable=True),
+        Column("expires_at", UtcDateTime, nullable=True),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "swaps, legs, signed transactions, chain cursors, hash-chained event log", _v1),
     Migration(2, "one swap per hashlock: unique (hashlock, leg) on legs", _v2),
+    Migration(3, "replica_lease: the identity replicas share, the lease and fencing token", _v3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -127,3 +127,23 @@ event_chain_head = Table(
 )
 
 CHAIN_HEAD_ID = 1
+
+# One row (id = LEASE_ID), PostgreSQL replicas only: the node they all are (node_id and public node key,
+# written by the first to start, compared by every later one) and the leader's lease. ``token`` grows by one
+# at each takeover; every write of a leader checks it (``lease.check_fence``), so a deposed leader's
+# writes fail instead of committing next to the new leader's.
+replica_lease = Table(
+    "replica_lease",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("node_id", String(64), nullable=False),
+    Column("node_key", String(66), nullable=True),
+    Column("holder", String(160), nullable=True),
+    Column("token", BigInteger, nullable=False),
+    Column("api_url", String(256), nullable=True),
+    Column("acquired_at", UtcDateTime, nullable=True),
+    Column("renewed_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+)
+
+LEASE_ID = 1

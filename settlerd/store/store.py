@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..adapters import SignedTx
-from . import queries
+from . import lease, queries
 from . import schema as t
 from .connect import BEGIN_OPTION, Target, create_engine, parse
 from .errors import NotFound, StoreError
@@ -47,6 +48,7 @@ class Store:
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[object] | None = None
         self._closed = False
+        self._fence: tuple[str, int] | None = None
 
     @classmethod
     async def open(cls, url: str) -> Self:
@@ -68,6 +70,11 @@ class Store:
     def where(self) -> str:
         """The database as messages name it (file path, or URL without password)."""
         return self._target.where
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file on SQLite; None on PostgreSQL."""
+        return self._target.sqlite_path
 
     @property
     def backend(self) -> str:
@@ -140,11 +147,31 @@ class Store:
                     self._writer = task
                     await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
                     async with conn.begin():
+                        if self._fence is not None:
+                            await lease.check_fence(conn, *self._fence)
                         yield WriteTx(conn)
             except (DBAPIError, OSError) as exc:
                 raise self._failed("write", exc) from exc
             finally:
                 self._writer = None
+
+    def fence(self, holder: str, token: int) -> None:
+        """From now on every write first checks that ``holder`` still leads with ``token`` (the
+        leader's replicas on PostgreSQL): a journaled transaction or nonce never commits after a
+        takeover, it fails with ``LeadershipLost``."""
+        self._fence = (holder, token)
+
+    @asynccontextmanager
+    async def lease_tx(self) -> AsyncIterator[AsyncConnection]:
+        """A short transaction on the lease row (``lease.py``), outside the writer lock so renewing the
+        lease never waits behind this process's own writes."""
+        if self._closed:
+            raise StoreError(f"database {self.where}: store is closed")
+        try:
+            async with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except (DBAPIError, OSError) as exc:
+            raise self._failed("lease", exc) from exc
 
     # swaps and legs
 

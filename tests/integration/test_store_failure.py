@@ -89,7 +89,8 @@ async def test_the_daemon_stops_on_a_failing_store_with_one_line(tmp_path: Path,
         f'node_id = "store-fails-{uuid.uuid4().hex[:8]}"\n[store]\nurl = "{read_only_pg}"\n'
         f'[api]\nport = {free_port()}\n[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = 1883\n'
     )
-    # Twice: the first run fails on its first write, and so does a restart on the same store.
+    # Twice: the first run fails on its first write (a PostgreSQL replica's first is its claim of the
+    # node's identity, at start), and so does a restart on the same store.
     for _ in range(2):
         result = await asyncio.to_thread(
             subprocess.run,
@@ -101,5 +102,6 @@ async def test_the_daemon_stops_on_a_failing_store_with_one_line(tmp_path: Path,
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr and "Unclosed" not in result.stderr, result.stderr
         last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"settlerd: stopped: store: database {read_only_pg}: write failed: "), last
+        first = f"settlerd: cannot start: store: database {read_only_pg}: lease failed: "
+        assert last.startswith(first), last
         assert last.endswith("cannot execute INSERT in a read-only transaction"), last
