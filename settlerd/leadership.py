@@ -19,7 +19,6 @@ import fcntl
 import logging
 import os
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,6 +31,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from settlerd.store import Store, StoreError
 from settlerd.store import lease as lease_row
+from settlerd.store.connect import process_name
 from settlerd.store.lease import LeadershipLost
 
 log = logging.getLogger("settlerd.leadership")
@@ -59,7 +59,7 @@ class Replica:
         self._lease_s = lease.total_seconds()
         self.replicated = store.backend == "postgresql"
         self.role = STANDBY if self.replicated else SINGLE
-        self.holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+        self.holder = f"{process_name()}/{secrets.token_hex(3)}"
         self.token: int | None = None
         self.leader_url: str | None = None  # the leader's API, as last seen in the lease row
         self.leader_holder: str | None = None

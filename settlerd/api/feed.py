@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from settlerd.store import Store
+from settlerd.store import Store, StoreError
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.5  # the most an SSE client waits for an event nobody announced
 
@@ -39,8 +42,19 @@ class LogFeed:
     async def run(self) -> None:
         # Ends by ``close()``, never by cancellation: a read cancelled mid-query can leave its SQLite
         # connection open, and an open reader keeps the store's closing WAL checkpoint waiting.
+        failing = False
         while not self.closing:
-            head = (await self._store.chain_head()).seq
+            try:
+                head = (await self._store.chain_head()).seq
+            except StoreError as exc:
+                # A database that went away (a standby rides it out; a leader stops on its own): streams
+                # wait, and the feed polls again instead of ending for good.
+                if not failing:
+                    log.warning("event streams paused: %s", exc)
+                failing = True
+                head = self._head
+            else:
+                failing = False
             if head != self._head:
                 self._head = head
                 self.poke()

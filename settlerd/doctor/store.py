@@ -16,12 +16,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from settlerd.adapters import Check, CheckStatus, SignedTx
-from settlerd.store import LATEST_VERSION, StoreError
+from settlerd.store import LATEST_VERSION, StoreError, lease
 from settlerd.store import schema as t
-from settlerd.store.connect import BEGIN_OPTION, Target, create_engine, parse
+from settlerd.store.connect import APPLICATION_PREFIX, BEGIN_OPTION, Target, create_engine, parse
 
 FIX_URL = "point store.url at a database settlerd may write (sqlite:///PATH or postgresql://USER@HOST/DB)"
 PROBE_CHAIN = "settlerd-doctor"  # the cursor row the write probe inserts, never committed
+REPLICAS_SINCE_VERSION = 3  # the schema version that added the lease row
 
 
 class CursorReader:
@@ -78,6 +79,8 @@ async def diagnose_store(url: str) -> StoreDiagnosis:
             if version >= 1:
                 checks.append(await _write_probe(conn))
             checks.append(await _durability(conn, target))
+            if target.sqlite_path is None and version >= REPLICAS_SINCE_VERSION:
+                checks.append(await _replicas(conn))
             await conn.rollback()
     except (DBAPIError, OSError, StoreError) as exc:
         await engine.dispose()
@@ -161,3 +164,38 @@ async def _durability(conn: AsyncConnection, target: Target) -> Check:
             "set synchronous_commit = on (or remote_apply) for settlerd's database role",
         )
     return Check("store.durability", CheckStatus.OK, found)
+
+
+async def _replicas(conn: AsyncConnection) -> Check:
+    """The replica set of a PostgreSQL store: the leader from the lease row, every replica connected."""
+    state = await lease.read(conn)
+    connected = sorted(
+        str(name).removeprefix(APPLICATION_PREFIX)
+        for name in (
+            await conn.execute(
+                text(
+                    "SELECT DISTINCT application_name FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE :prefix "
+                    "AND application_name <> current_setting('application_name')"
+                ),
+                {"prefix": APPLICATION_PREFIX + "%"},
+            )
+        ).scalars()
+    )
+    members = ", ".join(connected) or "none"
+    if state is None or state.holder is None:
+        return Check("store.replicas", CheckStatus.OK, f"no replica has led yet; connected: {members}")
+    left = (state.expires_at - state.now).total_seconds() if state.expires_at else 0.0
+    found = (
+        f"node {state.node_id}: leader {state.holder} (API {state.api_url}), fencing token {state.token}, "
+        f"lease {'expires in' if left > 0 else 'expired'} {abs(left):.1f} s{'' if left > 0 else ' ago'}; "
+        f"connected: {members}"
+    )
+    if left <= 0:
+        return Check(
+            "store.replicas",
+            CheckStatus.WARN,
+            found,
+            "no leader: start a replica (same node_id, keys and store.url); a standby takes over by itself",
+        )
+    return Check("store.replicas", CheckStatus.OK, found)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,10 @@ PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 # it creates the database file's mode, so creating that one private covers all three.
 PRIVATE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm")
+
+# PostgreSQL sessions are named after the process (``pg_stat_activity.application_name``), so the doctor
+# lists the replicas connected to one database; a replica's lease holder name starts the same way.
+APPLICATION_PREFIX = "settlerd "
 
 # Execution option naming how the SQLite begin hook opens a transaction.
 BEGIN_OPTION = "settlerd_begin"
@@ -114,7 +119,8 @@ def create_engine(target: Target) -> AsyncEngine:
             connect_args={
                 "timeout": PG_CONNECT_TIMEOUT_S,
                 "server_settings": {
-                    "idle_in_transaction_session_timeout": str(PG_IDLE_IN_TRANSACTION_TIMEOUT_MS)
+                    "idle_in_transaction_session_timeout": str(PG_IDLE_IN_TRANSACTION_TIMEOUT_MS),
+                    "application_name": f"{APPLICATION_PREFIX}{process_name()}",
                 },
             },
         )
@@ -123,6 +129,11 @@ def create_engine(target: Target) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def process_name() -> str:
+    """This process as the replicas and the doctor name it: host and pid."""
+    return f"{socket.gethostname()}/{os.getpid()}"
 
 
 def private_database(path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from settlerd.adapters import SignedTx
+from settlerd.adapters import CheckStatus, Purpose, SignedTx
+from settlerd.doctor.store import diagnose_store
 from settlerd.leadership import LEADER, SINGLE, STANDBY, Replica, ReplicaRefused
 from settlerd.store import Store, StoreError, TxStatus
 from settlerd.store.connect import PG_IDLE_IN_TRANSACTION_TIMEOUT_MS
@@ -97,7 +98,7 @@ async def test_a_deposed_leader_cannot_journal_a_transaction_or_a_nonce(stores: 
     assert time.monotonic() - started >= LEASE.total_seconds() * 0.9
     assert new.token == old.token + 1  # type: ignore[operator]
 
-    lock = SignedTx("evm", "aa" * 32, b"\1", "lock", 7, {"from": "0xa"})
+    lock = SignedTx("evm", "aa" * 32, b"\1", Purpose.LOCK, "h1", 7, {"from": "0xa"})
     with pytest.raises(LeadershipLost, match=r"fencing token 1\): replica .* took over with fencing token 2"):
         async with stores[0].write() as tx:
             await tx.record_signed_tx(lock, swap_id="s1", leg=1)
@@ -108,7 +109,7 @@ async def test_a_deposed_leader_cannot_journal_a_transaction_or_a_nonce(stores: 
     # The new leader journals as usual; the old one cannot even bump what it sees.
     async with stores[1].write() as tx:
         await tx.record_signed_tx(lock, swap_id="s1", leg=1)
-    bump = SignedTx("evm", "bb" * 32, b"\2", "lock", 7, {"from": "0xa"})
+    bump = SignedTx("evm", "bb" * 32, b"\2", Purpose.LOCK, "h1", 7, {"from": "0xa"})
     with pytest.raises(LeadershipLost):
         await stores[0].record_replacement(bump, lock.txid)
     assert [(r.txid, r.status) for r in await stores[2].signed_txs()] == [(lock.txid, TxStatus.SIGNED)]
@@ -130,7 +131,7 @@ async def test_a_leader_paused_inside_a_write_does_not_hold_up_the_takeover(stor
     old, new = await admitted(stores[0]), await admitted(stores[1])
     await old.lead("http://old")
     await seed_swap(stores[0])
-    lock = SignedTx("bitcoin", "cc" * 32, b"\3", "lock")
+    lock = SignedTx("bitcoin", "cc" * 32, b"\3", Purpose.LOCK, "h2")
     paused_s = LEASE.total_seconds() + PG_IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000 + 1
 
     async def paused_write() -> None:
@@ -176,3 +177,27 @@ async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) ->
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_doctor_shows_the_replica_set(pg_url: str, stores: list[Store]) -> None:
+    leader = await admitted(stores[0])
+    await leader.lead("http://leader:8480")
+    # Another machine's replica, as PostgreSQL sees its sessions.
+    other = await asyncpg.connect(pg_url, server_settings={"application_name": "settlerd standby-host/42"})
+    try:
+        diagnosis = await diagnose_store(pg_url)
+    finally:
+        await other.close()
+    assert diagnosis.engine is not None
+    await diagnosis.engine.dispose()
+    found = next(c for c in diagnosis.checks if c.name == "store.replicas")
+    assert found.status is CheckStatus.OK, found
+    assert f"node desk: leader {leader.holder} (API http://leader:8480), fencing token 1" in found.detail
+    assert "connected: standby-host/42" in found.detail
+
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)  # the leader stopped renewing: nobody leads
+    diagnosis = await diagnose_store(pg_url)
+    assert diagnosis.engine is not None
+    await diagnosis.engine.dispose()
+    found = next(c for c in diagnosis.checks if c.name == "store.replicas")
+    assert found.status is CheckStatus.WARN and "expired" in found.detail, found
