@@ -396,6 +396,15 @@ class AdapterStore(Protocol):
 
     async def put_cursor(self, chain: str, key: str, value: str) -> None: ...
 
+    async def get_cursors(self, chain: str, prefix: str) -> dict[str, str]:
+        """Every cursor of ``chain`` whose key starts with ``prefix``, by key."""
+        ...
+
+    async def put_cursors(self, chain: str, changes: Mapping[str, str | None]) -> None:
+        """Write several cursors (a value) and delete others (None) in one transaction: state kept as
+        one cursor per item is saved by what changed, never half."""
+        ...
+
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:

@@ -4,6 +4,10 @@ One ``getblock <hash> 2`` per block. Every output is looked up by scriptPubKey a
 in dicts, so a block costs the same whether ten or ten thousand swaps are live. Reorgs are found by
 comparing the node's block hashes with the last ``KEEP_BLOCKS`` hashes kept in the store; everything
 recorded above the fork point is undone and reported as Reorged before the new branch is read.
+
+The state is saved as one cursor per watched script and per funding, plus a small header (tip, recent
+hashes, wallet): a save writes the header and what changed since the last one, in one transaction, so
+the bytes written per block follow the block, not the number of swaps watched.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from .wallet import Utxo, Wallet
 log = logging.getLogger(__name__)
 
 KEEP_BLOCKS = 144  # about a day of block hashes: deeper reorgs have never happened on mainnet since 2013
-STATE_CURSOR = "scanner"
+STATE_CURSOR = "scanner"  # the header; before the state was split, the whole state
+HTLC_CURSOR = "scanner.htlc."  # + scriptPubKey hex: the witness script
+FUNDING_CURSOR = "scanner.funding."  # + outpoint: the funding and its spend
 SAVE_EVERY = 50  # blocks between state saves during a catch-up; at the tip every block is saved
 RPC_INVALID_PARAMETER = -8  # getblockhash: height out of range
 RPC_INVALID_ADDRESS_OR_KEY = -5  # getrawtransaction: the transaction left the mempool meanwhile
@@ -68,6 +74,11 @@ class Scanner:
         self.hashes: dict[int, str] = {}
         self.htlcs: dict[bytes, Htlc] = {}  # watched scriptPubKey -> HTLC
         self.fundings: dict[str, Funding] = {}  # outpoint -> funding of a watched HTLC
+        # By hashlock, so unwatch() costs what it drops, not what is watched.
+        self._scripts_of: dict[bytes, set[bytes]] = {}
+        self._fundings_of: dict[bytes, set[str]] = {}
+        self._unmined = 0  # fundings without a mined spend: whether the mempool is worth polling
+        self._dirty: set[str] = set()  # cursor keys changed since the last save
         self.maturing: set[str] = set()  # fundings whose depth or spend depth is still reported
         # Inputs of the mempool's transactions, so a spend seen before its HTLC's funding was mined (or
         # before that block was read) is matched the moment the funding is recorded.
@@ -80,26 +91,58 @@ class Scanner:
         htlc = Htlc(
             terms.hashlock, bytes.fromhex(terms.recipient), bytes.fromhex(terms.sender), terms.timelock
         )
-        self.htlcs[htlc.script_pubkey] = htlc
-        self._replay({htlc.script_pubkey})
+        spk = htlc.script_pubkey  # computed once: blocks are matched against the dict's keys
+        if spk not in self.htlcs:
+            self._index_script(spk, htlc)
+            self._dirty.add(HTLC_CURSOR + spk.hex())
+        self._replay({spk})
         return htlc
+
+    def _index_script(self, spk: bytes, htlc: Htlc) -> None:
+        self.htlcs[spk] = htlc
+        self._scripts_of.setdefault(htlc.hashlock, set()).add(spk)
+
+    def _add_funding(self, f: Funding) -> None:
+        self.fundings[f.outpoint] = f
+        self._fundings_of.setdefault(f.hashlock, set()).add(f.outpoint)
+        self._unmined += _unmined(f.spend)
+        self._dirty.add(FUNDING_CURSOR + f.outpoint)
+
+    def _drop_funding(self, op: str) -> None:
+        f = self.fundings.pop(op)
+        ops = self._fundings_of.get(f.hashlock)
+        if ops is not None:
+            ops.discard(op)
+            if not ops:
+                del self._fundings_of[f.hashlock]
+        self._unmined -= _unmined(f.spend)
+        self.maturing.discard(op)
+        self._dirty.add(FUNDING_CURSOR + op)
+
+    def _set_spend(self, f: Funding, spend: Spend | None) -> None:
+        self._unmined += _unmined(spend) - _unmined(f.spend)
+        f.spend = spend
+        self._dirty.add(FUNDING_CURSOR + f.outpoint)
 
     def _replay(self, scripts: set[bytes]) -> None:
         # Watching again after a restart replays what is already known, so the engine recomputes from it.
-        for funding in self.fundings.values():
+        hashlocks = {self.htlcs[spk].hashlock for spk in scripts if spk in self.htlcs}
+        for op in [op for hashlock in hashlocks for op in self._fundings_of.get(hashlock, ())]:
+            funding = self.fundings[op]
             if funding.script_pubkey in scripts:
                 funding.reported = -1
                 if funding.spend is not None:
                     funding.spend.reported = -1
                 self.maturing.add(funding.outpoint)
+                self._dirty.add(FUNDING_CURSOR + funding.outpoint)
                 self._report(funding)
 
     def unwatch(self, hashlock: bytes) -> None:
-        for spk in [spk for spk, h in self.htlcs.items() if h.hashlock == hashlock]:
+        for spk in self._scripts_of.pop(hashlock, ()):
             del self.htlcs[spk]
-        for op in [op for op, f in self.fundings.items() if f.hashlock == hashlock]:
-            del self.fundings[op]
-            self.maturing.discard(op)
+            self._dirty.add(HTLC_CURSOR + spk.hex())
+        for op in list(self._fundings_of.get(hashlock, ())):
+            self._drop_funding(op)
 
     # persistence
 
@@ -114,12 +157,24 @@ class Scanner:
         watched_before_load = set(self.htlcs)
         self.tip = state["tip"]
         self.hashes = {int(h): v for h, v in state["hashes"].items()}
+        legacy = "htlcs" in state  # saved whole by an older version: the next save splits it
+        if legacy:
+            scripts, fundings = state["htlcs"], state["fundings"]
+        else:
+            scripts = list((await self.store.get_cursors(self.chain, HTLC_CURSOR)).values())
+            saved = await self.store.get_cursors(self.chain, FUNDING_CURSOR)
+            fundings = [json.loads(value) for value in saved.values()]
         # The index is restored before any block is read, so nothing mined while the daemon was down
         # (or between its last save and a crash) is missed for want of the engine's watch() calls.
-        for script in state["htlcs"]:
+        for script in scripts:
             htlc = parse_htlc(bytes.fromhex(script))
-            self.htlcs[htlc.script_pubkey] = htlc
-        self.fundings = {f["outpoint"]: Funding.from_json(f) for f in state["fundings"]}
+            self._index_script(htlc.script_pubkey, htlc)
+        for f in fundings:
+            self._add_funding(Funding.from_json(f))
+        if legacy:
+            self._dirty |= {HTLC_CURSOR + spk.hex() for spk in self.htlcs}
+        else:
+            self._dirty -= {FUNDING_CURSOR + op for op in self.fundings}
         self.maturing = set(state["maturing"]) & set(self.fundings)
         self.wallet.load_json(state["wallet"])
         # The engine may watch before the saved state is loaded (so catch-up matches its swaps): what
@@ -127,15 +182,28 @@ class Scanner:
         self._replay(watched_before_load)
 
     async def save(self) -> None:
-        state = {
+        """The header and every script and funding changed since the last save, in one transaction."""
+        header = {
             "tip": self.tip,
             "hashes": self.hashes,
-            "htlcs": [h.witness_script.hex() for h in self.htlcs.values()],
-            "fundings": [f.to_json() for f in self.fundings.values()],
             "maturing": sorted(self.maturing),
             "wallet": self.wallet.to_json(),
         }
-        await self.store.put_cursor(self.chain, STATE_CURSOR, json.dumps(state, separators=(",", ":")))
+        # Taken before the write: what changes while it is under way (a watch) is saved the next time.
+        dirty, self._dirty = self._dirty, set()
+        changes: dict[str, str | None] = {STATE_CURSOR: _json(header)}
+        for key in dirty:
+            if key.startswith(HTLC_CURSOR):
+                htlc = self.htlcs.get(bytes.fromhex(key.removeprefix(HTLC_CURSOR)))
+                changes[key] = None if htlc is None else htlc.witness_script.hex()
+            else:
+                funding = self.fundings.get(key.removeprefix(FUNDING_CURSOR))
+                changes[key] = None if funding is None else _json(funding.to_json())
+        try:
+            await self.store.put_cursors(self.chain, changes)
+        except BaseException:
+            self._dirty |= dirty
+            raise
 
     # following the chain
 
@@ -195,16 +263,16 @@ class Scanner:
             if f.spend is not None and f.spend.height > fork:
                 if f.spend.reported >= 0:
                     self._emit_reorg(f, f.spend.fact, f.spend.txid, fork)
-                f.spend = None
+                self._set_spend(f, None)
                 self.maturing.add(op)
             if f.height > fork:
                 if f.reported >= 0:
                     self._emit_reorg(f, HtlcFact.LOCKED, op.split(":")[0], fork)
-                del self.fundings[op]
-                self.maturing.discard(op)
+                self._drop_funding(op)
             elif f.reported > fork - f.height + 1:
                 f.reported = fork - f.height + 1
                 self.maturing.add(op)
+                self._dirty.add(FUNDING_CURSOR + op)
         for op, u in list(self.wallet.utxos.items()):
             if u.height > fork:
                 del self.wallet.utxos[op]
@@ -259,7 +327,7 @@ class Scanner:
             htlc = self.htlcs.get(spk)
             if htlc is not None and op not in self.fundings:
                 funding = Funding(op, spk, htlc.hashlock, sats(vout["value"]), height, block_hash, block_time)
-                self.fundings[op] = funding
+                self._add_funding(funding)
                 self.maturing.add(op)
                 pending = self.mempool_spends.get(op)
                 if pending is not None:
@@ -279,7 +347,7 @@ class Scanner:
             return
         preimage = revealed_preimage(witness, funding.hashlock)
         reported = previous.reported if previous is not None and previous.txid == txid else -1
-        funding.spend = Spend(txid, preimage, height, block_hash, reported)
+        self._set_spend(funding, Spend(txid, preimage, height, block_hash, reported))
         self.maturing.add(funding.outpoint)
 
     def _found(self, f: Funding) -> HtlcTerms:
@@ -301,6 +369,7 @@ class Scanner:
         txid = f.outpoint.split(":")[0]
         if depth > f.reported:
             f.reported = depth
+            self._dirty.add(FUNDING_CURSOR + f.outpoint)
             self.emit(
                 Locked(
                     self.chain, f.height, f.block_hash, f.outpoint, f.hashlock, txid, f.amount, depth,
@@ -312,6 +381,7 @@ class Scanner:
             spend_depth = self.tip - s.height + 1 if s.height > 0 else 0
             if spend_depth > s.reported:
                 s.reported = spend_depth
+                self._dirty.add(FUNDING_CURSOR + f.outpoint)
                 self.emit(self._spend_event(f, s, spend_depth))
         # Final and unspent, or final and spent deep enough: nothing to report until a spend shows up.
         if f.reported >= self.finality_depth and (s is None or s.reported >= self.finality_depth):
@@ -328,7 +398,7 @@ class Scanner:
 
     def has_unspent_fundings(self) -> bool:
         # A spend only in the mempool can still be replaced, by a claim revealing the secret: keep looking.
-        return any(f.spend is None or f.spend.height == 0 for f in self.fundings.values())
+        return self._unmined > 0
 
     async def poll_mempool(self) -> None:
         """Look at new mempool transactions for spends of watched HTLCs: a claim reveals the preimage."""
@@ -359,6 +429,14 @@ class Scanner:
                     self._record_spend(funding, txid, witness, 0, None)
                     self._report(funding)
             self.mempool_txs[txid] = spent
+
+
+def _unmined(spend: Spend | None) -> int:
+    return 1 if spend is None or spend.height == 0 else 0
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _time(ts: int) -> datetime:

@@ -8,6 +8,7 @@ view of their cursors (``CursorReader``), so a wallet balance comes from what th
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,18 @@ class CursorReader:
         return str(value) if value is not None else None
 
     async def put_cursor(self, chain: str, key: str, value: str) -> None:
+        raise StoreError("settlerd doctor does not write to the store")
+
+    async def get_cursors(self, chain: str, prefix: str) -> dict[str, str]:
+        if self._engine is None:
+            return {}
+        async with self._engine.connect() as conn:
+            q = select(t.chain_cursors.c.key, t.chain_cursors.c.value).where(
+                t.chain_cursors.c.chain == chain, t.chain_cursors.c.key.startswith(prefix, autoescape=True)
+            )
+            return {str(key): str(value) for key, value in await conn.execute(q)}
+
+    async def put_cursors(self, chain: str, changes: Mapping[str, str | None]) -> None:
         raise StoreError("settlerd doctor does not write to the store")
 
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -309,6 +309,21 @@ class Store:
     async def put_cursor(self, chain: str, key: str, value: str) -> None:
         async with self.write() as tx:
             await tx.put_cursor(chain, key, value)
+
+    async def get_cursors(self, chain: str, prefix: str) -> dict[str, str]:
+        async with self._read() as conn:
+            q = select(t.chain_cursors.c.key, t.chain_cursors.c.value).where(
+                t.chain_cursors.c.chain == chain, t.chain_cursors.c.key.startswith(prefix, autoescape=True)
+            )
+            return {str(key): str(value) for key, value in await conn.execute(q)}
+
+    async def put_cursors(self, chain: str, changes: Mapping[str, str | None]) -> None:
+        async with self.write() as tx:
+            for key, value in changes.items():
+                if value is None:
+                    await tx.delete_cursor(chain, key)
+                else:
+                    await tx.put_cursor(chain, key, value)
 
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
         """Signed or broadcast but not yet confirmed, in the order they were signed (nonce order)."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -196,6 +196,10 @@ class WriteTx:
             .values(chain=chain, key=key, value=value)
             .on_conflict_do_update(index_elements=["chain", "key"], set_={"value": value})
         )
+        await self._conn.execute(q)
+
+    async def delete_cursor(self, chain: str, key: str) -> None:
+        q = delete(t.chain_cursors).where(t.chain_cursors.c.chain == chain, t.chain_cursors.c.key == key)
         await self._conn.execute(q)
 
     # event log

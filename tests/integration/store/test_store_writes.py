@@ -351,3 +351,17 @@ async def test_record_replacement_journals_the_bump_under_the_replaced_swap_and_
     # A txid of another chain is not the one replaced.
     with pytest.raises(NotFound):
         await adapter_view.record_replacement(tx("ee" * 32, chain="bitcoin", nonce=None), "aa" * 32)
+
+
+async def test_cursors_are_written_and_deleted_at_once_and_read_by_prefix(store: Store) -> None:
+    await store.put_cursor("bitcoin", "scanner", "head")
+    await store.put_cursors("bitcoin", {"scanner.f.a": "1", "scanner.f.b": "2", "scanner_f.c": "3"})
+    await store.put_cursor("evm", "scanner.f.a", "other chain")
+    assert await store.get_cursors("bitcoin", "scanner.f.") == {"scanner.f.a": "1", "scanner.f.b": "2"}
+
+    await store.put_cursors("bitcoin", {"scanner.f.a": None, "scanner.f.b": "3", "scanner": "head 2"})
+    assert await store.get_cursors("bitcoin", "scanner") == {
+        "scanner": "head 2",
+        "scanner.f.b": "3",
+        "scanner_f.c": "3",
+    }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -114,16 +115,37 @@ def test_unwatched_outputs_are_ignored_and_index_cost_is_a_lookup() -> None:
 
 
 class CursorDict:
-    """Just the cursor half of AdapterStore, in memory."""
+    """Just the cursor half of AdapterStore, in memory; ``writes`` keeps what each save wrote."""
 
     def __init__(self) -> None:
         self.saved: dict[str, str] = {}
+        self.writes: list[dict[str, str | None]] = []
 
     async def put_cursor(self, chain: str, key: str, value: str) -> None:
-        self.saved[key] = value
+        await self.put_cursors(chain, {key: value})
 
     async def get_cursor(self, chain: str, key: str) -> str | None:
         return self.saved.get(key)
+
+    async def get_cursors(self, chain: str, prefix: str) -> dict[str, str]:
+        return {k: v for k, v in self.saved.items() if k.startswith(prefix)}
+
+    async def put_cursors(self, chain: str, changes: Mapping[str, str | None]) -> None:
+        self.writes.append(dict(changes))
+        for key, value in changes.items():
+            if value is None:
+                self.saved.pop(key, None)
+            else:
+                self.saved[key] = value
+
+    def bytes_written(self) -> int:
+        return sum(len(k) + len(v or "") for k, v in self.writes[-1].items())
+
+
+def other_terms(n: int) -> HtlcTerms:
+    return HtlcTerms(
+        "bitcoin", "BTC", 5_000, sha256(n.to_bytes(32, "big")), CLAIM_PK.hex(), REFUND_PK.hex(), 500
+    )
 
 
 async def test_state_round_trips_through_the_cursor() -> None:
@@ -149,7 +171,8 @@ async def test_a_spend_round_trips_through_the_cursor_in_the_saved_form_of_befor
     cursors = CursorDict()
     s.store = cursors  # type: ignore[assignment]
     await s.save()
-    saved = {f["outpoint"]: f["spend"][:3] for f in json.loads(cursors.saved["scanner"])["fundings"]}
+    fundings = [json.loads(v) for k, v in cursors.saved.items() if k.startswith("scanner.funding.")]
+    saved = {f["outpoint"]: f["spend"][:3] for f in fundings}
     assert saved == {
         f"{txid(1)}:0": [txid(3), "claimed", SECRET.hex()],
         f"{txid(2)}:0": [txid(4), "refunded", None],
@@ -163,3 +186,77 @@ async def test_a_spend_round_trips_through_the_cursor_in_the_saved_form_of_befor
         f"{txid(1)}:0": Claimed("bitcoin", 101, s.hashes[101], f"{txid(1)}:0", HASHLOCK, txid(3), SECRET, 1),
         f"{txid(2)}:0": Refunded("bitcoin", 101, s.hashes[101], f"{txid(2)}:0", HASHLOCK, txid(4), 1),
     }
+
+
+async def test_a_block_saves_what_changed_not_everything_watched() -> None:
+    cursors = CursorDict()
+    s, _ = scanner()
+    s.store = cursors  # type: ignore[assignment]
+    for n in range(1_000):
+        s.watch(other_terms(n))
+    await s.save()
+    assert len(cursors.writes[-1]) == 1_002  # header, the 1,001 scripts: each written once
+    s._apply(block(100, []))
+    await s.save()
+    quiet = cursors.bytes_written()
+    assert set(cursors.writes[-1]) == {"scanner"}
+
+    s._apply(block(101, [pay(1, HTLC.script_pubkey, 70_000)]))
+    await s.save()
+    assert set(cursors.writes[-1]) == {"scanner", f"scanner.funding.{txid(1)}:0"}
+    assert cursors.bytes_written() < quiet + 1_000
+
+    s.unwatch(HASHLOCK)  # the swap ended: its script and funding leave the store with it
+    await s.save()
+    assert cursors.writes[-1][f"scanner.funding.{txid(1)}:0"] is None
+    assert cursors.writes[-1][f"scanner.htlc.{HTLC.script_pubkey.hex()}"] is None
+    t = Scanner("bitcoin", None, cursors, Wallet(keys), [].append, birthday=100, finality_depth=FINALITY)  # type: ignore[arg-type]
+    await t.load()
+    assert len(t.htlcs) == 1_000 and HTLC.script_pubkey not in t.htlcs and not t.fundings
+    assert not t.has_unspent_fundings()
+
+
+async def test_a_state_saved_whole_by_an_older_version_loads_and_is_split_on_the_next_save() -> None:
+    s, _ = scanner()
+    s._apply(block(100, [pay(1, HTLC.script_pubkey, 70_000)]))
+    cursors = CursorDict()
+    whole = {
+        "tip": s.tip,
+        "hashes": s.hashes,
+        "htlcs": [HTLC.witness_script.hex()],
+        "fundings": [f.to_json() for f in s.fundings.values()],
+        "maturing": sorted(s.maturing),
+        "wallet": s.wallet.to_json(),
+    }
+    cursors.saved["scanner"] = json.dumps(whole)
+    t = Scanner("bitcoin", None, cursors, Wallet(keys), [].append, birthday=100, finality_depth=FINALITY)  # type: ignore[arg-type]
+    await t.load()
+    assert set(t.htlcs) == {HTLC.script_pubkey} and set(t.fundings) == {f"{txid(1)}:0"}
+    await t.save()
+    assert "htlcs" not in json.loads(cursors.saved["scanner"])
+    u = Scanner("bitcoin", None, cursors, Wallet(keys), [].append, birthday=100, finality_depth=FINALITY)  # type: ignore[arg-type]
+    await u.load()
+    assert set(u.htlcs) == {HTLC.script_pubkey} and u.fundings[f"{txid(1)}:0"].amount == 70_000
+    assert u.has_unspent_fundings()
+
+
+class SlowCursors(CursorDict):
+    """A store whose write lets other code run before it completes, as a real database does."""
+
+    async def put_cursors(self, chain: str, changes: Mapping[str, str | None]) -> None:
+        await asyncio.sleep(0)
+        await super().put_cursors(chain, changes)
+
+
+async def test_a_watch_made_while_a_save_is_under_way_is_saved_by_the_next() -> None:
+    cursors = SlowCursors()
+    s, _ = scanner()
+    s.store = cursors  # type: ignore[assignment]
+    saving = asyncio.create_task(s.save())
+    await asyncio.sleep(0)
+    s.watch(other_terms(1))  # the adapter's watch() runs between the save's start and its commit
+    await saving
+    await s.save()
+    t = Scanner("bitcoin", None, cursors, Wallet(keys), [].append, birthday=100, finality_depth=FINALITY)  # type: ignore[arg-type]
+    await t.load()
+    assert set(t.htlcs) == set(s.htlcs) and len(t.htlcs) == 2
