@@ -103,8 +103,11 @@ class FakeChainAdapter:
             self._wakeup.clear()
             await self.poll()
             await self.rebroadcast()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the wakeup fires, and this loop would outlive the task that owns it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wakeup.wait()
 
     async def close(self) -> None:
         self.chain.unsubscribe(self._wakeup)
