@@ -65,8 +65,17 @@ async def _api_listener(
     readiness: Readiness,
     metrics: Metrics,
     replica: Replica,
+    log_changed: asyncio.Event,
 ) -> AsyncIterator[str]:
-    app = make_app(settings, store, readiness=readiness, metrics=metrics, capture=capture, replica=replica)
+    app = make_app(
+        settings,
+        store,
+        readiness=readiness,
+        metrics=metrics,
+        capture=capture,
+        replica=replica,
+        log_changed=log_changed,
+    )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api.host, settings.api.port)
@@ -249,6 +258,7 @@ async def run(
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     notifier = Notifier.from_env()
     mqtt_wakeup = asyncio.Event()
+    sse_wakeup = asyncio.Event()
     try:
         async with AsyncExitStack() as stack:
             store = await _open_store(settings.store.url)
@@ -274,14 +284,14 @@ async def run(
                 chains,
                 limits=_limits(settings, chains),
                 tick=settings.engine.tick,
-                wakeups=[mqtt_wakeup],
+                wakeups=[mqtt_wakeup, sse_wakeup],
             )
             capture = _capture(settings, engine, key)
             metrics = Metrics()
             readiness = Readiness()
             readiness.add("replica", replica.check)
             api_url = await stack.enter_async_context(
-                _api_listener(settings, store, capture, readiness, metrics, replica)
+                _api_listener(settings, store, capture, readiness, metrics, replica, sse_wakeup)
             )
             # Registered last, so it runs first on the way out: the lease goes to a standby at once.
             stack.push_async_callback(replica.release)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,12 +60,14 @@ def make_app(
     capture: Capture | None = None,
     routes: Sequence[Route] = (),
     replica: Replica | None = None,
+    log_changed: asyncio.Event | None = None,
 ) -> web.Application:
     """The API. With ``capture`` it also serves trade capture (scope ``trade``); ``routes`` adds more.
 
     Pass the ``readiness`` and ``metrics`` registries the engine and adapters also hold, so their
     checks and gauges show in ``/v1/ready`` and ``/metrics``; the store's check is always added.
     With ``replica``, those also report its role and lease, and a standby answers trade routes ``503``.
+    Pass the engine's ``log_changed`` wakeup so event streams hear of a change at once, not at the next poll.
     """
     max_body = settings.api.max_body_bytes
     quiet_bad_requests()
@@ -77,7 +80,7 @@ def make_app(
     app[READINESS] = readiness or Readiness()
     app[READINESS].add("store", store_writable(store))
     app[METRICS] = metrics or Metrics()
-    app[FEED] = feed = LogFeed(store)
+    app[FEED] = feed = LogFeed(store, log_changed)
     app[STREAMS] = StreamSlots(settings.api.max_streams_per_token, settings.api.max_streams)
     app.cleanup_ctx.append(feed_context(feed))
     app.on_shutdown.append(_end_streams)

@@ -9,7 +9,7 @@ import json
 from aiohttp import web
 
 from settlerd.status_doc import event_document
-from settlerd.swap import Status, is_terminal
+from settlerd.swap import TERMINAL, Status, is_terminal
 
 from . import params
 from .auth import TOKEN_NAME
@@ -23,6 +23,7 @@ KEEPALIVE_S = 15.0
 # How soon a stream whose client went away is noticed, so that it gives back its slot (api.max_streams).
 CLIENT_CHECK_S = 1.0
 RECONNECT_MS = 2000  # what EventSource clients wait before reconnecting
+_TERMINAL = {status.value for status in TERMINAL}
 
 
 async def swap_events(request: web.Request) -> web.StreamResponse:
@@ -51,19 +52,27 @@ async def swap_events(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, swap_id: str, after: int) -> web.StreamResponse:
     """Every event after ``after``, live; the stream ends once the swap is terminal and all is sent.
 
-    A stream holds one of its token's slots (``api.max_streams_per_token``) until it ends or its client
-    goes away."""
+    The backlog comes from the store, what follows from the feed's fan-out (no query per stream per
+    change). A stream holds one of its token's slots (``api.max_streams_per_token``) until it ends or
+    its client goes away."""
     store, feed = request.app[STORE], request.app[FEED]
     response: web.StreamResponse | None = None
     last = after
-    with contextlib.ExitStack() as slot:
+    with feed.subscribe(swap_id) as subscription, contextlib.ExitStack() as slot:
+        catch_up, ended = True, False
         while not feed.closing:
-            changed = feed.changed()
-            # The status is read before the events: once it is terminal, the events read next include
-            # every event up to the one that made it so.
-            swap = await store.get_swap(swap_id)
-            ended = swap is None or is_terminal(Status(swap.status))
-            events = await store.events(after_seq=last, swap_id=swap_id, limit=SSE_BATCH)
+            if catch_up or subscription.lagged:
+                subscription.lagged = False
+                subscription.take()  # what the read below returns, or older
+                # The status is read before the events: once it is terminal, the events read next
+                # include every event up to the one that made it so.
+                swap = await store.get_swap(swap_id)
+                ended = swap is None or is_terminal(Status(swap.status))
+                events = await store.events(after_seq=last, swap_id=swap_id, limit=SSE_BATCH)
+                catch_up = len(events) == SSE_BATCH
+            else:
+                events = [e for e in subscription.take() if e.seq > last]
+                ended = ended or any(e.status in _TERMINAL for e in events)
             if response is None:
                 if ended and not events:
                     # Nothing will ever come: 204 tells EventSource clients to stop reconnecting.
@@ -75,9 +84,9 @@ async def _stream(request: web.Request, swap_id: str, after: int) -> web.StreamR
                     data = json.dumps(event_document(event), separators=(",", ":"))
                     await response.write(f"id: {event.seq}\ndata: {data}\n\n".encode())
                     last = event.seq
-                if events:
+                if catch_up or subscription.lagged:
                     continue
-                if ended or not await _wait(request, response, changed):
+                if ended or not await _wait(request, response, subscription.changed):
                     break
             except ConnectionError:
                 break  # the client went away; nothing to clean up
