@@ -93,6 +93,14 @@ def call(port: int, method: str, route: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.load(exc)
 
 
+def metrics(port: int) -> str:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
 def role_when_ready(port: int, proc: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
@@ -134,6 +142,16 @@ def test_a_second_daemon_on_one_postgresql_stands_by(
     second = start(second_config, processes)
     assert role_when_ready(second_port, second, START_TIMEOUT_S) == "standby"
 
+    # /v1/ready and /metrics say who leads, with what token, and how fresh the lease is.
+    leading = call(first_port, "GET", "/v1/ready")[1]["replica"]
+    assert leading["fencing_token"] == 1 and 0 <= leading["lease_age_s"] < LEASE_S, leading
+    assert call(second_port, "GET", "/v1/ready")[1]["replica"]["leader"]["api_url"] == (
+        f"http://127.0.0.1:{first_port}"
+    )
+    assert 'settlerd_replica_role{role="leader"} 1.0' in metrics(first_port)
+    assert "settlerd_replica_fencing_token 1.0" in metrics(first_port)
+    assert 'settlerd_replica_role{role="standby"} 1.0' in metrics(second_port)
+
     # The standby captures no trade: it names the leader instead.
     status, body = call(second_port, "POST", "/v1/swaps")
     assert status == 503 and body["leader"] == f"http://127.0.0.1:{first_port}", body
@@ -147,6 +165,7 @@ def test_a_second_daemon_on_one_postgresql_stands_by(
         assert time.monotonic() < deadline, "the standby did not take over"
         time.sleep(0.2)
     assert call(second_port, "POST", "/v1/swaps")[0] != 503
+    assert "settlerd_replica_fencing_token 2.0" in metrics(second_port)
 
 
 def test_a_second_daemon_on_one_sqlite_file_is_refused(
