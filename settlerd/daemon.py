@@ -14,19 +14,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
-from settlerd import __version__, chain_health, notify
+from settlerd import __version__, notify
 from settlerd.adapters import ChainAdapter
 from settlerd.api import Metrics, Readiness, make_app
 from settlerd.chains import ChainStartError, build, started
+from settlerd.chains import health as chain_health
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.config import Settings
-from settlerd.credentials import CredentialError, read_secret
+from settlerd.config.credentials import CredentialError, read_secret
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.engine.risk import asset_key
 from settlerd.leadership import Replica, ReplicaRefused
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
 from settlerd.store.lease import LeadershipLost
-from settlerd.supervisor import ChainLoop
 
 log = logging.getLogger("settlerd.daemon")
 

@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from settlerd.status_doc import event_document
+from settlerd.status.document import event_document
 from settlerd.swap import TERMINAL, Status, is_terminal
 
 from . import params

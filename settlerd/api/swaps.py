@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from settlerd.status_doc import status_document
+from settlerd.status.document import status_document
 from settlerd.store import Store, Swap
 
 from . import params

@@ -7,7 +7,6 @@ broker drop the running daemon's session and publish its "offline" will to every
 from __future__ import annotations
 
 import asyncio
-import secrets
 import ssl
 
 import aiomqtt
@@ -15,7 +14,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from settlerd.adapters import Check, CheckStatus
 from settlerd.config import MqttSettings
-from settlerd.credentials import CredentialError, read_secret
+from settlerd.config.credentials import CredentialError
+from settlerd.notify.client import make_client
 
 # A broker on the same network accepts a connection well within this; a firewalled port would hang longer.
 CONNECT_TIMEOUT_S = 5.0
@@ -28,23 +28,12 @@ async def diagnose_broker(mqtt: MqttSettings, node_id: str) -> Check:
         return Check("mqtt", CheckStatus.OK, "disabled (mqtt.enabled = false): no status is published")
     where = f"{mqtt.host}:{mqtt.port}{' over TLS' if mqtt.tls else ''}"
     try:
-        password = read_secret("mqtt.password_file", mqtt.password_file) if mqtt.password_file else None
-        tls = None
-        if mqtt.tls:
-            tls = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
+        client = make_client(
+            mqtt, node_id, role="settlerd-doctor", last_will=False, timeout=CONNECT_TIMEOUT_S
+        )
     except (CredentialError, OSError, ssl.SSLError) as exc:
         fix = "fix mqtt.password_file" if isinstance(exc, CredentialError) else "fix mqtt.ca_file"
         return Check("mqtt", CheckStatus.FAIL, f"cannot prepare the connection to {where}: {exc}", fix)
-    client = aiomqtt.Client(
-        mqtt.host,
-        mqtt.port,
-        username=mqtt.username,
-        password=password,
-        identifier=f"settlerd-doctor-{node_id}-{secrets.token_hex(3)}",
-        clean_session=True,
-        timeout=CONNECT_TIMEOUT_S,
-        tls_context=tls,
-    )
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S), client:
             pass

@@ -10,7 +10,7 @@ from settlerd import adapters
 from settlerd.adapters import AdapterStore, ChainAdapter, Check, CheckStatus, Diagnosable
 from settlerd.chains import adapter_settings
 from settlerd.config import Settings
-from settlerd.credentials import CredentialError
+from settlerd.config.credentials import CredentialError
 
 # An adapter's own checks bound each call to a few seconds; this catches one that does not (a third-party
 # adapter, or many slow calls in a row), so the doctor always ends.

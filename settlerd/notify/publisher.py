@@ -7,7 +7,7 @@ repeat the last event (consumers drop ``seq`` they have seen) but never loses or
 The cursor is persisted after each batch and on every disconnect; a crash between two persists repeats
 at most one batch.
 
-Every JSON message names its topic and, with a node key, is signed (``settlerd.status_sig``). When idle,
+Every JSON message names its topic and, with a node key, is signed (``settlerd.status.signature``). When idle,
 the publisher clears the retained status of swaps that ended ``mqtt.retain_ended_for`` ago (``retention``).
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 import aiomqtt
 
 from settlerd.config import Settings
-from settlerd.credentials import CredentialError
+from settlerd.config.credentials import CredentialError
 from settlerd.engine.documents import NodeKey
-from settlerd.status_doc import event_document, status_document
-from settlerd.status_sig import seal
+from settlerd.status.document import event_document, status_document
+from settlerd.status.signature import seal
 from settlerd.store import Store
 
 from .client import make_client
@@ -92,7 +92,7 @@ async def run(store: Store, settings: Settings, wakeup: asyncio.Event, *, key: N
     )
     while True:
         try:
-            client = make_client(settings)
+            client = make_client(settings.mqtt, node_id)
             async with client:
                 await client.publish(online_topic(node_id), b"true", qos=1, retain=True)
                 log.info("mqtt: connected to %s, resuming after event %d", where, cursor.acked)

@@ -29,11 +29,11 @@ from settlerd_evm.adapter import EvmAdapter, EvmSettings
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
-from settlerd import chain_health
 from settlerd.adapters import ChainAdapter
 from settlerd.api import Metrics, Readiness
+from settlerd.chains import health as chain_health
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.store import Store
-from settlerd.supervisor import ChainLoop
 from settlerd.swap import Status
 from tests.fixtures.anvil import Anvil
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
@@ -199,7 +199,9 @@ async def test_a_burst_of_502s_after_leg2_lock_does_not_blind_the_participant(
     assert await wait_status(a, swap_id, Status.COMPLETED) == Status.COMPLETED
     # Leg 1 paid the participant (less the gas of its claim) instead of staying locked for the initiator.
     assert await w3.eth.get_balance(b.address("eth")) > b_eth_before + ETH_AMOUNT * 9 // 10
-    failures = [r for r in caplog.records if r.name == "settlerd.supervisor" and r.levelno == logging.ERROR]
+    failures = [
+        r for r in caplog.records if r.name == "settlerd.chains.supervisor" and r.levelno == logging.ERROR
+    ]
     assert failures and "chain usd: its scanner loop failed" in failures[0].getMessage()
 
 
@@ -320,7 +322,9 @@ async def tour(
             await until(ready, f"{chain} is ready again after {fault}")
             assert not task.done(), f"the supervisor itself ended on {fault}"
             errors = [
-                r for r in caplog.records if r.name == "settlerd.supervisor" and r.levelno >= logging.ERROR
+                r
+                for r in caplog.records
+                if r.name == "settlerd.chains.supervisor" and r.levelno >= logging.ERROR
             ]
             assert errors and f"chain {chain}: its scanner loop failed" in errors[0].getMessage(), fault
             assert loop.health.failures >= number

@@ -18,7 +18,7 @@ import pytest
 from settlerd import notify
 from settlerd.config import MqttSettings, Settings, StoreSettings
 from settlerd.engine import NodeKey
-from settlerd.status_sig import ForgedMessage, verify_message
+from settlerd.status.signature import ForgedMessage, verify_message
 from settlerd.store import Store
 from tests.integration.api.swaps import advance, create_swap
 from tests.integration.notify.conftest import (

@@ -10,7 +10,7 @@ from typing import Any
 import aiomqtt
 from localnet import Daemon, Localnet, btc, eth
 
-from settlerd.status_sig import verify_message
+from settlerd.status.signature import verify_message
 
 BTC_AMOUNT = 5_000_000
 ETH_AMOUNT = 10**17

@@ -22,7 +22,7 @@ import aiomqtt
 import pytest
 from localnet import ApiFailure, Daemon, Localnet, btc, eth
 
-from settlerd.status_sig import verify_message
+from settlerd.status.signature import verify_message
 from settlerd.swap import Status
 from settlerd.swap.status import rank
 

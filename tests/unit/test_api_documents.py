@@ -12,7 +12,7 @@ from settlerd.api import params
 from settlerd.api.auth import allows, find_token
 from settlerd.api.errors import ApiError
 from settlerd.config import ApiToken
-from settlerd.status_doc import event_document, status_document
+from settlerd.status.document import event_document, status_document
 from settlerd.store import Event, Leg, Swap
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from eth_account import Account
 
 from settlerd import config
 from settlerd.cli import main
-from settlerd.cli_keys import KEY_FILES
+from settlerd.cli.keys import KEY_FILES
 from settlerd.engine import NodeKey
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settlerd.credentials import CredentialError, read_secret, resolve
+from settlerd.config.credentials import CredentialError, read_secret, resolve
 
 CREDS = {"CREDENTIALS_DIRECTORY": "/run/credentials/settlerd.service"}
 

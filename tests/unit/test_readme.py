@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from settlerd.config_reference import render
+from settlerd.config.reference import render
 
 README = Path(__file__).parents[2] / "README.md"
 

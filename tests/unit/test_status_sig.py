@@ -7,7 +7,7 @@ import json
 import pytest
 
 from settlerd.engine import NodeKey
-from settlerd.status_sig import ForgedMessage, seal, verify_message
+from settlerd.status.signature import ForgedMessage, seal, verify_message
 
 KEY = NodeKey.from_hex("42" * 32)
 TOPIC = "settlerd/v1/desk-a/swaps/7f3a"

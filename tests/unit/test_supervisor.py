@@ -14,8 +14,8 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.store import StoreError
-from settlerd.supervisor import ChainLoop
 
 BACKOFF_S = 0.01
 RECOVERED_S = 0.3
@@ -82,7 +82,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 async def test_every_kind_of_failure_restarts_the_loop_and_counts(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "settlerd.supervisor")
+    caplog.set_level(logging.INFO, "settlerd.chains.supervisor")
     adapter, failed = Flaky(FAILURES), []
     loop, task = await supervised(adapter, failed)
     try:

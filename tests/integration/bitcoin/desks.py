@@ -14,8 +14,8 @@ from settlerd_bitcoin import BitcoinAdapter, factory
 from settlerd_bitcoin.htlc import sha256
 
 from settlerd.adapters import ChainEvent, HtlcEvent, HtlcTerms, SignedTx
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.store import Store
-from settlerd.supervisor import ChainLoop
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
 WAIT_S = 30 * TIMEOUT_FACTOR  # an event the scanner should report within a few polls

@@ -21,9 +21,9 @@ from eth_account import Account
 from settlerd_evm.adapter import EvmAdapter, EvmSettings
 from web3 import AsyncWeb3
 
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.store import Store
-from settlerd.supervisor import ChainLoop
 from settlerd.swap import Policy
 from tests.fixtures.anvil import Anvil
 from tests.fixtures.node_gate import NodeGate

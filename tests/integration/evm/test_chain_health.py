@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from settlerd import chain_health
 from settlerd.api import Metrics, Readiness
+from settlerd.chains import health as chain_health
 from settlerd.store import Store
 from tests.fixtures.anvil import Anvil
 

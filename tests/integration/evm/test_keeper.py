@@ -19,9 +19,9 @@ from settlerd_evm.deploy import deploy_contract
 from settlerd_evm.keeper import BUMP_AFTER_BLOCKS, URGENT_BUMP_AFTER_BLOCKS, URGENT_CLAIM_S
 
 from settlerd.adapters import SignedTx
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.store import TxStatus
 from settlerd.store.store import Store
-from settlerd.supervisor import ChainLoop
 from tests.fixtures.anvil import Anvil, run_anvil
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 

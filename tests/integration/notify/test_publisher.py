@@ -7,7 +7,7 @@ from pathlib import Path
 
 from settlerd import notify
 from settlerd.api import Metrics
-from settlerd.status_doc import event_document, status_document
+from settlerd.status.document import event_document, status_document
 from settlerd.store import Store
 from tests.integration.api.swaps import HAPPY_PATH, SECRET, advance, create_swap
 

@@ -16,7 +16,7 @@ import coincurve
 from settlerd import notify
 from settlerd.config import MqttSettings, Settings, StoreSettings
 from settlerd.engine import NodeKey
-from settlerd.status_sig import verify_message
+from settlerd.status.signature import verify_message
 from settlerd.store import Store
 from tests.integration.api.swaps import HAPPY_PATH, advance, create_swap
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from settlerd.chains.supervisor import ChainLoop
 from settlerd.engine import Capture, CaptureSettings, Engine, LegRequest, Limits, NodeKey, OfferRequest
 from settlerd.store import Store
-from settlerd.supervisor import ChainLoop
 from settlerd.swap import Policy, Status
 from settlerd.testing import FakeChain, FakeChainAdapter
 

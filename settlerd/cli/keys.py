@@ -23,7 +23,7 @@ from typing import Any
 
 from settlerd import adapters, config
 from settlerd.chains import adapter_settings
-from settlerd.credentials import CredentialError, read_secret
+from settlerd.config.credentials import CredentialError, read_secret
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -23,7 +23,7 @@ def _describe(message: dict[str, Any]) -> str:
 
 
 def cmd_verify_status(args: argparse.Namespace) -> int:
-    from settlerd.status_sig import ForgedMessage, parse_node_key, verify_message
+    from settlerd.status.signature import ForgedMessage, parse_node_key, verify_message
 
     try:
         key = args.node_key if args.node_key else args.node_key_file.read_text()

@@ -286,7 +286,7 @@ def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_swap_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from settlerd.cli_trade import add_trade_commands
+    from settlerd.cli.trade import add_trade_commands
 
     swap = subparsers.add_parser("swap", help="create, accept, show, list and watch swaps over the HTTP API")
     sub = swap.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from settlerd.adapters import ChainAdapter
 
-log = logging.getLogger("settlerd.supervisor")
+log = logging.getLogger("settlerd.chains.supervisor")
 
 BACKOFF_START_S = 1.0  # a one-off hiccup costs a second of watching
 BACKOFF_CAP_S = 30.0  # a node back from an outage is watched again within this long

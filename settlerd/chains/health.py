@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from settlerd.adapters import ChainAdapter, SyncReporting
 from settlerd.api import Metrics, Readiness
 from settlerd.api.readiness import Check
-from settlerd.supervisor import LoopHealth
+from settlerd.chains.supervisor import LoopHealth
 
 # A scanner polls every few seconds: a block or two behind is normal between polls, more is not.
 MAX_READY_LAG_BLOCKS = 2

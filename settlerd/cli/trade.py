@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from settlerd.cli_swap import EXIT_OK, EXIT_USAGE, CliError, _client, _quote, _run, common, print_swap
+from settlerd.cli.swap import EXIT_OK, EXIT_USAGE, CliError, _client, _quote, _run, common, print_swap
 
 
 def _leg(text: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 from settlerd import adapters
 from settlerd.adapters import AdapterConfigError, AdapterStore, ChainAdapter
 from settlerd.config import Settings
-from settlerd.credentials import CredentialError, resolve
+from settlerd.config.credentials import CredentialError, resolve
 
 log = logging.getLogger("settlerd.chains")
 

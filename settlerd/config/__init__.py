@@ -30,7 +30,7 @@ from pydantic_settings import (
 )
 
 from settlerd import adapters
-from settlerd.credentials import CredentialError, resolve
+from settlerd.config.credentials import CredentialError, resolve
 from settlerd.swap import policy as swap_policy
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")

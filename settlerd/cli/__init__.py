@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from settlerd import __version__, adapters, config, logs
-from settlerd.cli_keys import add_keys_commands
-from settlerd.cli_swap import add_swap_commands
-from settlerd.cli_verify import add_verify_command
+from settlerd.cli.keys import add_keys_commands
+from settlerd.cli.swap import add_swap_commands
+from settlerd.cli.verify import add_verify_command
 from settlerd.doctor import add_doctor_command
 
 EXIT_OK = 0
@@ -53,7 +53,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_reference(args: argparse.Namespace) -> int:
-    from settlerd.config_reference import render
+    from settlerd.config.reference import render
 
     print(render(), end="")
     return EXIT_OK
