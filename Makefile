@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 NPM_STAMP := regtest/node_modules/.stamp-$(shell cat regtest/package.json regtest/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup venv npm broker lint test test-unit demo clean
+.PHONY: setup venv npm broker lint test test-unit demo bench clean
 
 setup: venv npm broker
 
@@ -44,6 +44,10 @@ test-unit: venv
 
 demo: setup
 	$(PY) regtest/demo.py
+
+# Figures, not pass/fail: one table on stdout, the same as JSON in bench/results/ (BENCH_MAX_SWAPS caps the curve).
+bench: setup
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) regtest/node_modules .pytest_cache .mypy_cache .ruff_cache
