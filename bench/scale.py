@@ -453,7 +453,8 @@ async def _next_event(lines: AsyncIterator[bytes]) -> None:
 
 
 def ratio(value: float, floor: float) -> str:
-    return f"{value / floor:,.1f}x" if floor else ""
+    """The figure over its floor (for a rate, the share of the floor's rate reached)."""
+    return f"{value / floor:,.{1 if value >= floor else 2}f}x" if floor else ""
 
 
 def row(measure: str, figure: str, floor: str = "", ratio_text: str = "") -> str:
