@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -49,7 +50,10 @@ class StoreFailed(Exception):
     restarts it, and start-up says plainly whether the store works again."""
 
 
-def _first_leaf(group: BaseExceptionGroup[StoreError]) -> StoreError:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
@@ -191,10 +195,17 @@ class _Acting:
         self.replica, self.readiness, self.metrics, self.notifier = replica, readiness, metrics, notifier
 
     async def run(self, api_url: str, key: NodeKey | None, trading: bool, mqtt_wakeup: asyncio.Event) -> None:
+        await self.replica.lead(self.settings.store.advertise_url or api_url)
+        # Renewed from the moment it is held: resuming (adapters catching up) may outlast a lease.
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.replica.keep(), name="lease")
+            tasks.create_task(self._act(api_url, key, trading, mqtt_wakeup), name="act")
+
+    async def _act(self, api_url: str, key: NodeKey | None, trading: bool, wakeup: asyncio.Event) -> None:
+        """Resume every live swap from the store, start the chains, then run until cancelled."""
         settings, store, chains, engine, replica = (
             self.settings, self.store, self.chains, self.engine, self.replica
         )  # fmt: skip
-        await replica.lead(settings.store.advertise_url or api_url)
         try:
             resumed = await engine.restore()
         except LeadershipLost:
@@ -236,14 +247,11 @@ class _Acting:
             )
             self.notifier.ready(f"serving {api_url} as {replica.role}")
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(replica.keep(), name="lease")
                 for name, chain_loop in loops.items():
                     tasks.create_task(chain_loop.run(), name=f"chain-{name}")
                 tasks.create_task(engine.run(), name="engine")
                 if settings.mqtt.enabled:
-                    tasks.create_task(
-                        notify.run(store, settings, mqtt_wakeup, key=key), name="mqtt-publisher"
-                    )
+                    tasks.create_task(notify.run(store, settings, wakeup, key=key), name="mqtt-publisher")
 
 
 async def run(
@@ -309,7 +317,7 @@ async def run(
             except* _StopRequested:
                 pass
             except* StartupError as failed:
-                raise failed.exceptions[0] from None
+                raise _first_leaf(failed) from None
             except* StoreError as failed:
                 raise StoreFailed(f"store: {_first_leaf(failed)}") from None
             log.info("stopping: all tasks cancelled, closing API and store")
