@@ -96,8 +96,11 @@ class Faucet:
         self.key = key
         self._next_height = first_height
         self._used: set[OutPoint] = set()
+        self._spare: list[tuple[OutPoint, int]] = []  # found for a payment they could not cover alone
 
     async def _coinbase_coin(self) -> tuple[OutPoint, int]:
+        if self._spare:
+            return self._spare.pop()
         tip = await self.rpc("getblockcount")
         while self._next_height <= tip - COINBASE_MATURITY + 1:
             height = self._next_height
@@ -120,19 +123,34 @@ class Faucet:
     async def fund(
         self, address_or_spk: str | bytes, value: int, feerate: int = DEFAULT_FEERATE
     ) -> tuple[str, int]:
-        """Pay `value` sats to the address/scriptPubKey; returns (txid, vout) of the new output."""
+        """Pay `value` sats to the address/scriptPubKey; returns (txid, vout) of the new output.
+
+        As many coinbase outputs as it takes: regtest halves the subsidy every 150 blocks, so on a long
+        chain one coinbase pays little. RuntimeError when the mature ones run out (mine more and call
+        again: the ones found so far are kept for it)."""
         spk = address_or_spk if isinstance(address_or_spk, bytes) else script_for_address(address_or_spk)
         if spk is None:
             raise ValueError(f"not a regtest address: {address_or_spk!r}")
-        outpoint, amount = await self._coinbase_coin()
-        tx = Tx(2, [TxIn(outpoint, b"", 0xFFFFFFFD)], [TxOut(value, spk)], 0)
+        coins: list[tuple[OutPoint, int]] = []
         change_vbytes = 31
-        vsize = 10 + P2WPKH_INPUT_VBYTES + sum(9 + len(o.script_pubkey) for o in tx.vout) + change_vbytes
-        change = amount - value - vsize * feerate
-        if change < 0:
-            raise ValueError(f"{value} sats is more than one coinbase output ({amount}) can pay")
+        outputs_vbytes = 10 + 9 + len(spk) + change_vbytes
+
+        def short() -> bool:
+            fee = (outputs_vbytes + len(coins) * P2WPKH_INPUT_VBYTES) * feerate
+            return sum(a for _, a in coins) < value + fee
+
+        while short():
+            try:
+                coins.append(await self._coinbase_coin())
+            except RuntimeError:
+                self._spare.extend(coins)
+                raise
+        tx = Tx(2, [TxIn(o, b"", 0xFFFFFFFD) for o, _ in coins], [TxOut(value, spk)], 0)
+        vsize = outputs_vbytes + len(coins) * P2WPKH_INPUT_VBYTES
+        change = sum(a for _, a in coins) - value - vsize * feerate
         if change >= DUST_LIMIT:
             tx.vout.append(TxOut(change, self.key.p2wpkh_spk))
-        sign_p2wpkh(tx, 0, self.key, amount)
+        for index, (_, amount) in enumerate(coins):
+            sign_p2wpkh(tx, index, self.key, amount)
         txid = await self.rpc("sendrawtransaction", tx.serialize().hex())
         return txid, 0
