@@ -8,12 +8,13 @@
 The Bitcoin node is the real bitcoind when it is on PATH, else the kernel node (regtest/kernelnode); anvil
 comes from regtest/node_modules. Both listen on free ports in temporary directories, unless
 SETTLERD_TEST_BITCOIN_RPC_URL and SETTLERD_TEST_EVM_RPC_URL name nodes already running (tests/fixtures).
-Each daemon is a real `python -m settlerd run --config ...` process with its own SQLite store, wallet
-seed, EVM key, node key and API port; its secrets live in its own directory, handed over through
-$CREDENTIALS_DIRECTORY as systemd's `LoadCredential=` would. Every daemon trusts the others as counterparties and accepts the admin token
-`ADMIN_TOKEN`. Both chains are mined in the background at a steady cadence that matches the block interval
-the daemons convert deadlines with. Everything is stopped on exit, also on failure; the temporary directory
-(configs, logs, databases) is kept when the block failed, or when SETTLERD_KEEP_TMP is set.
+Each daemon is a real `python -m settlerd run --config ...` process with its own SQLite store, wallet seed,
+EVM key, node key and API port; its secrets live in its own directory, handed over through
+$CREDENTIALS_DIRECTORY as systemd's `LoadCredential=` would. Every daemon trusts the others as
+counterparties and accepts the admin token `ADMIN_TOKEN`. Both chains are mined in the background at a
+steady cadence that matches the block interval the daemons convert deadlines with. Everything is stopped on
+exit, also on failure; the temporary directory (configs, logs, databases) is kept when the block failed, or
+when SETTLERD_KEEP_TMP is set.
 
 The tests in tests/e2e and `make demo` (regtest/demo.py) run on it.
 """
