@@ -112,6 +112,7 @@ class Purpose(enum.StrEnum):
     CLAIM = "claim"
     REFUND = "refund"
     APPROVE = "approve"  # an ERC-20 allowance, signed with the lock it lets through
+    CANCEL = "cancel"  # a no-op at the nonce of a lock or claim that must never go out (``Cancelling``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +360,29 @@ class SyncReporting(Protocol):
         """(last block height scanned, the node's tip height); raises when the node does not answer."""
 
 
+@runtime_checkable
+class Cancelling(Protocol):
+    """Optional, for a chain whose transactions hold an account nonce: how a signed transaction that must
+    never go out (a leg-2 lock the last timing check refused, a claim whose reveal came too late) gives
+    its nonce back without a gap. The engine journals the result as a replacement of ``tx`` before it
+    broadcasts it (S4), and the adapter's rebroadcasts keep it moving like any other transaction."""
+
+    async def build_cancel(self, tx: SignedTx) -> SignedTx:
+        """Sign a no-op (a 0-value transfer to our own address) at ``tx``'s nonce, paying more than ``tx``
+        so that it replaces it wherever ``tx`` may have reached; purpose ``Purpose.CANCEL``."""
+        ...
+
+
+@runtime_checkable
+class Releasing(Protocol):
+    """Optional, for a wallet that reserves coins for a signed transaction until it is seen on chain."""
+
+    def release(self, tx: SignedTx) -> None:
+        """``tx`` will never be broadcast (dropped from the journal, or never journaled): what it reserved
+        is spendable again."""
+        ...
+
+
 class AdapterNotFound(LookupError):
     pass
 
@@ -406,6 +430,12 @@ class AdapterStore(Protocol):
         ...
 
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
+
+    async def unsent_claims(self, chain: str) -> set[str]:
+        """Txids of journaled claims the engine has not broadcast yet. The engine alone sends them first,
+        right after checking that the secret may still be revealed (S1): an adapter's rebroadcasts skip them
+        (read this before ``unconfirmed_txs``, so a claim dropped in between is skipped too)."""
+        ...
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         """Journal ``tx``, a fee-bumped replacement of the journaled transaction ``replaces`` (a txid on

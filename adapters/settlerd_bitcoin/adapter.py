@@ -272,7 +272,12 @@ class BitcoinAdapter:
         self._require_ours(terms.hashlock, htlc.refund_pubkey, "refund", terms)
         rate = await self.fee_rate()
         tx, selection = self.wallet.build_funding(htlc.script_pubkey, terms.amount, rate, self.tip)
-        await self.scanner.save()
+        try:
+            await self.scanner.save()
+        except BaseException:
+            # Never handed to the engine, so never journaled or broadcast: its coins are free again.
+            self.wallet.release(tx)
+            raise
         return SignedTx(
             self.name,
             tx.txid,
@@ -358,6 +363,11 @@ class BitcoinAdapter:
         vsize = htlc_spend_vsize(htlc, selector, destination)
         return min(self.settings.fees.cap, fees.affordable_rate(amount, vsize, P2WPKH_DUST))
 
+    def release(self, tx: SignedTx) -> None:
+        """A lock the engine dropped or never journaled: the coins it would have spent are spendable again."""
+        if tx.purpose is Purpose.LOCK:
+            self.wallet.release(parse_tx(tx.raw))
+
     # broadcasting, rebroadcasting and fee bumps
 
     async def broadcast(self, tx: SignedTx) -> str:
@@ -381,12 +391,16 @@ class BitcoinAdapter:
         return txid
 
     async def maintain(self) -> None:
-        """On a new tip: rebroadcast unconfirmed transactions, replacing claims and refunds with a higher fee
-        as they wait and as their deadline nears. A replacement is written to the store before it is
-        broadcast (S4). One transaction's failure is alerted and never stops the others'."""
+        """On a new tip: rebroadcast unconfirmed transactions (a claim once the engine sent it), replacing
+        claims and refunds with a higher fee as they wait and as their deadline nears. A replacement is
+        written to the store before it is broadcast (S4). One transaction's failure is alerted and never
+        stops the others'."""
         node_tip = int(await self.rpc.call("getblockcount"))
+        # A claim the engine has not sent is its to send first, after checking the secret may still be
+        # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
+        unsent = await self.store.unsent_claims(self.name)
         for tx in await self.store.unconfirmed_txs(self.name):
-            if self._mined(tx):
+            if self._mined(tx) or tx.txid in unsent:
                 continue
             try:
                 if tx.purpose in SPENDS:

@@ -190,6 +190,10 @@ class Wallet:
         self.reserved.update(str(c.outpoint) for c in selection.coins)
         return tx, selection
 
+    def release(self, tx: Tx) -> None:
+        """``tx`` will never be broadcast: the coins it spends may fund the next lock."""
+        self.reserved.difference_update(str(i.prevout) for i in tx.inputs)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "utxos": [u.to_json() for u in self.utxos.values()],

@@ -54,6 +54,8 @@ GAS_HEADROOM_NUM, GAS_HEADROOM_DEN = 5, 4
 # A lock signed right after its approve cannot be estimated (the approve is not mined yet); ERC-20
 # transfers of mainstream tokens stay far below this.
 TOKEN_LOCK_GAS = 200_000
+# A plain value transfer to an account without code costs exactly this (the yellow paper's G_transaction).
+TRANSFER_GAS = 21_000
 
 
 class HtlcReverted(RuntimeError):
@@ -301,6 +303,24 @@ class EvmAdapter:
             tx.purpose, str(m["to"]), bytes.fromhex(str(m["data"])[2:]), int(m["value"]), int(m["gas"]),
             int(m["nonce"]), new, tx.htlc_id, {k: v for k, v in m.items() if k in ("before", "timelock")},
         )  # fmt: skip
+
+    async def build_cancel(self, tx: SignedTx) -> SignedTx:
+        """A 0-value transfer to our own address at ``tx``'s nonce, priced as its bump: it uses the nonce
+        in ``tx``'s place, and replaces ``tx`` too if ``tx`` reached a node after all. An approve signed
+        before ``tx`` stays before it, so its nonce is no gap either."""
+        m = tx.meta
+        previous = fees.Fees(int(m["max_fee_per_gas"]), int(m["max_priority_fee_per_gas"]))
+        base_fee = await self._base_fee()
+        try:
+            new = fees.bump(previous, base_fee, self.settings.fee_policy())
+        except fees.FeeCapReached:
+            # Over the cap only if ``tx`` paid near it: a fresh quote still uses the nonce wherever ``tx``
+            # never reached, the case this is for.
+            new = fees.quote(base_fee, self.settings.fee_policy())
+        extra = {k: v for k, v in m.items() if k == "before"}
+        return self._signed(
+            Purpose.CANCEL, self.address, b"", 0, TRANSFER_GAS, int(m["nonce"]), new, None, extra
+        )
 
     async def broadcast(self, tx: SignedTx) -> str:
         for before in tx.meta.get("before", ()):

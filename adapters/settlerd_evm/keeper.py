@@ -2,11 +2,11 @@
 
 On every new block the adapter goes through the journal's unconfirmed transactions from its account,
 grouped by nonce. A nonce below the account's mined transaction count is spent: whichever version was
-mined, the engine settles the journal from the chain events, so nothing more is sent for it. For every
-other nonce the newest version (each replacement is journaled after what it replaces) is broadcast again,
-which is harmless when the node has it and brings it back when the node dropped it. Once the newest version
-has waited ``BUMP_AFTER_BLOCKS`` blocks, a replacement at the same nonce with higher fees is signed,
-journaled (S4) and only then broadcast.
+mined, the engine settles the journal from the chain events, so nothing more is sent for it. Claims the
+engine journaled but never broadcast are left to it (S1). For every other nonce the newest version (each
+replacement is journaled after what it replaces) is broadcast again, which is harmless when the node has
+it and brings it back when the node dropped it. Once the newest version has waited ``BUMP_AFTER_BLOCKS``
+blocks, a replacement at the same nonce with higher fees is signed, journaled (S4) and only then broadcast.
 """
 
 from __future__ import annotations
@@ -47,10 +47,15 @@ class Keeper:
         if tip == self.height:
             return
         a = self._adapter
+        # A claim the engine has not sent is its to send first, after checking the secret may still be
+        # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
+        unsent = await self._store.unsent_claims(a.name)
         mine = [
             tx
             for tx in await self._store.unconfirmed_txs(a.name)
-            if tx.nonce is not None and str(tx.meta.get("from", "")).lower() == a.address.lower()
+            if tx.nonce is not None
+            and str(tx.meta.get("from", "")).lower() == a.address.lower()
+            and tx.txid not in unsent
         ]
         newest: dict[int, SignedTx] = {}
         if mine:

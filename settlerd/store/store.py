@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..adapters import SignedTx
+from ..adapters import Purpose, SignedTx
 from . import lease, queries
 from . import schema as t
 from .connect import BEGIN_OPTION, Target, create_engine, parse
@@ -327,6 +327,12 @@ class Store:
         """Signed or broadcast but not yet confirmed, in the order they were signed (nonce order)."""
         records = await self.signed_txs(chain=chain, statuses=UNCONFIRMED)
         return [r.as_signed_tx() for r in records]
+
+    async def unsent_claims(self, chain: str) -> set[str]:
+        """Claims journaled by the engine and never broadcast (fee bumps are journaled only after their
+        original went out, so they are not among them)."""
+        records = await self.signed_txs(chain=chain, statuses=(TxStatus.SIGNED,))
+        return {r.txid for r in records if r.purpose is Purpose.CLAIM and r.replaces is None}
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         """Journal a fee bump under the swap and leg of the transaction it replaces (before broadcast)."""

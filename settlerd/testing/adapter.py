@@ -118,11 +118,13 @@ class FakeChainAdapter:
         await self.scanner.poll()
 
     async def rebroadcast(self) -> None:
-        """Send again the journaled transactions the node lost (evicted, or dropped by a reorg)."""
+        """Send again the journaled transactions the node lost (evicted, or dropped by a reorg); a claim
+        only once the engine sent it."""
         if self._store is None:
             return
+        unsent = await self._store.unsent_claims(self.name)  # the engine's to send first (S1)
         for tx in await self._store.unconfirmed_txs(self.name):
-            if self.chain.find_tx(tx.txid) is None:
+            if self.chain.find_tx(tx.txid) is None and tx.txid not in unsent:
                 with contextlib.suppress(Exception):  # not valid (yet): the engine settles it or retries
                     await self.broadcast(tx)
 

@@ -64,6 +64,9 @@ class JournalSpy:
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
         return await self.store.unconfirmed_txs(chain)
 
+    async def unsent_claims(self, chain: str) -> set[str]:
+        return await self.store.unsent_claims(chain)
+
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         known = self.anvil.rpc("eth_getTransactionByHash", tx.txid) is not None
         self.replacements.append((tx, replaces, known))
