@@ -432,9 +432,10 @@ class AdapterStore(Protocol):
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
 
     async def unsent_claims(self, chain: str) -> set[str]:
-        """Txids of journaled claims the engine has not broadcast yet. The engine alone sends them first,
-        right after checking that the secret may still be revealed (S1): an adapter's rebroadcasts skip them
-        (read this before ``unconfirmed_txs``, so a claim dropped in between is skipped too)."""
+        """Txids of journaled claims the engine never broadcast, dropped ones included. The engine alone
+        sends a claim first, right after checking that the secret may still be revealed (S1): an adapter's
+        rebroadcasts skip these. Read it after ``unconfirmed_txs``: a claim journaled in between is in
+        neither, and one dropped in between (never to go out) stays in this one."""
         ...
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:

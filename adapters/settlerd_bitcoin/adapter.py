@@ -398,8 +398,9 @@ class BitcoinAdapter:
         node_tip = int(await self.rpc.call("getblockcount"))
         # A claim the engine has not sent is its to send first, after checking the secret may still be
         # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
-        unsent = await self.store.unsent_claims(self.name)
-        for tx in await self.store.unconfirmed_txs(self.name):
+        journal = await self.store.unconfirmed_txs(self.name)
+        unsent = await self.store.unsent_claims(self.name)  # read second: see ``AdapterStore``
+        for tx in journal:
             if self._mined(tx) or tx.txid in unsent:
                 continue
             try:

@@ -49,10 +49,11 @@ class Keeper:
         a = self._adapter
         # A claim the engine has not sent is its to send first, after checking the secret may still be
         # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
-        unsent = await self._store.unsent_claims(a.name)
+        journal = await self._store.unconfirmed_txs(a.name)
+        unsent = await self._store.unsent_claims(a.name)  # read second: see ``AdapterStore``
         mine = [
             tx
-            for tx in await self._store.unconfirmed_txs(a.name)
+            for tx in journal
             if tx.nonce is not None
             and str(tx.meta.get("from", "")).lower() == a.address.lower()
             and tx.txid not in unsent

@@ -329,10 +329,17 @@ class Store:
         return [r.as_signed_tx() for r in records]
 
     async def unsent_claims(self, chain: str) -> set[str]:
-        """Claims journaled by the engine and never broadcast (fee bumps are journaled only after their
-        original went out, so they are not among them)."""
-        records = await self.signed_txs(chain=chain, statuses=(TxStatus.SIGNED,))
-        return {r.txid for r in records if r.purpose is Purpose.CLAIM and r.replaces is None}
+        """Claims the engine journaled and never marked broadcast, whatever their status now (fee bumps
+        are journaled only after their original went out, so they are not among them)."""
+        c = t.signed_txs.c
+        q = select(c.txid).where(
+            c.chain == chain,
+            c.purpose == Purpose.CLAIM.value,
+            c.broadcast_at.is_(None),
+            c.replaces.is_(None),
+        )
+        async with self._read() as conn:
+            return {str(txid) for txid in (await conn.execute(q)).scalars()}
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         """Journal a fee bump under the swap and leg of the transaction it replaces (before broadcast)."""

@@ -122,8 +122,9 @@ class FakeChainAdapter:
         only once the engine sent it."""
         if self._store is None:
             return
+        journal = await self._store.unconfirmed_txs(self.name)
         unsent = await self._store.unsent_claims(self.name)  # the engine's to send first (S1)
-        for tx in await self._store.unconfirmed_txs(self.name):
+        for tx in journal:
             if self.chain.find_tx(tx.txid) is None and tx.txid not in unsent:
                 with contextlib.suppress(Exception):  # not valid (yet): the engine settles it or retries
                     await self.broadcast(tx)

@@ -54,18 +54,17 @@ async def test_a_lock_never_journaled_leaves_its_coins_spendable(desks: Desks) -
     alice, bob = desks
     _, h = new_secret()
     terms = terms_between(alice, bob, h, AMOUNT, 60)
-    assert alice.store is not None
     before = await alice.a.spendable("BTC")
-    put_cursor = alice.store.put_cursor
+    save = alice.a.scanner.save
 
-    async def store_fails(chain: str, key: str, value: str) -> None:
+    async def store_fails() -> None:
         raise OSError("disk full")
 
-    alice.store.put_cursor = store_fails  # type: ignore[method-assign]
+    alice.a.scanner.save = store_fails  # type: ignore[method-assign]
     try:
         with pytest.raises(OSError, match="disk full"):
             await alice.a.build_lock(terms)
     finally:
-        alice.store.put_cursor = put_cursor  # type: ignore[method-assign]
+        alice.a.scanner.save = save  # type: ignore[method-assign]
 
     assert await alice.a.spendable("BTC") == before, "coins of a lock that never existed stay reserved"

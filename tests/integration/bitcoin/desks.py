@@ -15,7 +15,7 @@ from settlerd_bitcoin.htlc import sha256
 
 from settlerd.adapters import ChainEvent, HtlcEvent, HtlcTerms, SignedTx
 from settlerd.chains.supervisor import ChainLoop
-from settlerd.store import Store
+from settlerd.store import Store, TxStatus
 from tests.fixtures.timeouts import TIMEOUT_FACTOR
 
 WAIT_S = 30 * TIMEOUT_FACTOR  # an event the scanner should report within a few polls
@@ -113,11 +113,15 @@ class Desk:
             await self.a.wait_for_tip(height)
 
     async def persist_and_broadcast(self, tx: SignedTx) -> str:
-        """The engine's write-ahead: journal the signed transaction, then broadcast it (S4)."""
+        """The engine's write-ahead: journal the signed transaction, broadcast it (S4), mark it broadcast
+        (from then on the adapter's rebroadcaster keeps it moving, a claim too)."""
         assert self.store is not None
         async with self.store.write() as w:
             await w.record_signed_tx(tx)
-        return await self.a.broadcast(tx)
+        txid = await self.a.broadcast(tx)
+        async with self.store.write() as w:
+            await w.mark_tx(tx.txid, TxStatus.BROADCAST, chain=tx.chain)
+        return txid
 
 
 def new_secret() -> tuple[bytes, bytes]:
