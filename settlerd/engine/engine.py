@@ -278,8 +278,10 @@ class Engine:
                     await tx.mark_tx(settled_txid, status)
                 after = live.after(result.state, event, txid)
                 await tx.update_swap(swap_id, status=result.state.status.value)
-                for row in records.leg_rows(after):
-                    await tx.upsert_leg(row)
+                # Only the legs this step changed: the others are in the store as the last step left them.
+                for row, stored in zip(records.leg_rows(after), records.leg_rows(live), strict=True):
+                    if row != stored:
+                        await tx.upsert_leg(row)
                 await tx.append_event(
                     swap_id,
                     event.kind.value,
