@@ -129,10 +129,12 @@ class Executor:
         if tx.nonce is None:
             # Signed, never handed to a node: journaled as dropped in one write, so no rebroadcaster
             # ever sends it, and nothing of the leg is on any chain.
-            async with self._store.write() as w:
-                await w.record_signed_tx(tx, swap_id=swap_id, leg=int(leg))
-                await w.mark_tx(tx.txid, TxStatus.DROPPED, chain=tx.chain)
-            self._release(adapter, tx)
+            try:
+                async with self._store.write() as w:
+                    await w.record_signed_tx(tx, swap_id=swap_id, leg=int(leg))
+                    await w.mark_tx(tx.txid, TxStatus.DROPPED, chain=tx.chain)
+            finally:
+                self._release(adapter, tx)  # dropped, or never journaled: never broadcast either way
         elif not await self._cancel(swap_id, leg, adapter, tx, refusal):
             # An adapter that cannot cancel: withheld, the lock would leave a nonce gap that blocks every
             # later transaction of the account, claims and refunds included. It goes out and the swap
