@@ -3,10 +3,11 @@
 On every new block the adapter goes through the journal's unconfirmed transactions from its account,
 grouped by nonce. A nonce below the account's mined transaction count is spent: whichever version was
 mined, the engine settles the journal from the chain events, so nothing more is sent for it. Claims the
-engine journaled but never broadcast are left to it (S1). For every other nonce the newest version (each
-replacement is journaled after what it replaces) is broadcast again, which is harmless when the node has
-it and brings it back when the node dropped it. Once the newest version has waited ``BUMP_AFTER_BLOCKS``
-blocks, a replacement at the same nonce with higher fees is signed, journaled (S4) and only then broadcast.
+engine journaled but never broadcast are left to it (S1), until their timelock passed: then a no-op takes
+their nonce. For every other nonce the newest version (each replacement is journaled after what it
+replaces) is broadcast again, which is harmless when the node has it and brings it back when the node
+dropped it. Once the newest version has waited ``BUMP_AFTER_BLOCKS`` blocks, a replacement at the same
+nonce with higher fees is signed, journaled (S4) and only then broadcast.
 """
 
 from __future__ import annotations
@@ -54,9 +55,7 @@ class Keeper:
         mine = [
             tx
             for tx in journal
-            if tx.nonce is not None
-            and str(tx.meta.get("from", "")).lower() == a.address.lower()
-            and tx.txid not in unsent
+            if tx.nonce is not None and str(tx.meta.get("from", "")).lower() == a.address.lower()
         ]
         newest: dict[int, SignedTx] = {}
         if mine:
@@ -69,8 +68,32 @@ class Keeper:
         self._bumped_at = {n: h for n, h in self._bumped_at.items() if n in newest}
         timestamp = int((await a.w3.eth.get_block(tip))["timestamp"]) if newest else 0
         for nonce, tx in sorted(newest.items()):
-            await self._keep(nonce, tx, tip, timestamp)
+            if tx.txid in unsent:
+                await self._cancel_if_expired(tx, timestamp)
+            else:
+                await self._keep(nonce, tx, tip, timestamp)
         self.height = tip
+
+    async def _cancel_if_expired(self, claim: SignedTx, timestamp: int) -> None:
+        """A claim the engine journaled and never sent is the engine's to send, after checking the secret
+        may still be revealed (S1). Once its timelock has passed it can only revert, with the secret in its
+        calldata, and the engine no longer asks for it: a no-op takes its nonce instead, or the nonce
+        would be a gap that blocks every later transaction of the account."""
+        timelock = claim.meta.get("timelock")
+        if timelock is None or timestamp < int(timelock):
+            return
+        a = self._adapter
+        cancel = await a.build_cancel(claim)
+        await self._store.record_replacement(cancel, claim.txid)
+        log.warning(
+            "%s: claim %s was never sent and its timelock passed; no-op %s takes its nonce %s",
+            a.name, claim.txid, cancel.txid, claim.nonce,
+        )  # fmt: skip
+        try:
+            await a.broadcast(cancel)
+        except Web3RPCError as exc:
+            # Journaled: the next block broadcasts it again as the newest version of this nonce.
+            log.warning("%s: broadcast of no-op %s refused: %s", a.name, cancel.txid, exc)
 
     async def _keep(self, nonce: int, tx: SignedTx, tip: int, timestamp: int) -> None:
         a = self._adapter

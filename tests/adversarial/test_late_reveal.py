@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from settlerd_evm.adapter import EvmAdapter
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
@@ -38,8 +40,15 @@ from tests.integration.engine.conftest import (
     w3,
 )
 from tests.integration.engine.test_settle import trade, wait_status
+from tests.integration.evm.conftest import HOUR, terms_for
+from tests.integration.evm.test_keeper import JournalSpy, adapters, journal, own_anvil, own_htlc
+from tests.integration.evm.test_keeper import journal_and_broadcast as keeper_journal_and_broadcast
+from tests.integration.evm.test_keeper import mine as keeper_mine
 
-__all__ = ["clock", "fresh_keys", "htlc_address", "make_desk", "miner", "token", "w3"]
+__all__ = [
+    "adapters", "clock", "fresh_keys", "htlc_address", "journal", "make_desk", "miner", "own_anvil",
+    "own_htlc", "token", "w3",
+]  # fmt: skip
 
 # Leg 2 lasts 30 minutes and the initiator needs 2 of them left to reveal: 29 minutes of outage leaves less.
 OUTAGE = timedelta(minutes=29)
@@ -156,3 +165,30 @@ async def test_a_leg2_lock_refused_after_signing_never_reaches_the_chain(
     assert "lock_refused" in {e.kind for e in events} and "lock_broadcast" not in {e.kind for e in events}
     pending = await w3.eth.get_transaction_count(b.address("usd"), "pending")
     assert pending == await w3.eth.get_transaction_count(b.address("usd"), "latest"), "a nonce gap"
+
+
+async def test_a_claim_never_sent_past_its_timelock_gives_its_nonce_to_a_no_op(
+    own_anvil: Anvil, adapters: Callable[..., Awaitable[EvmAdapter]], journal: JournalSpy
+) -> None:
+    """The engine no longer asks for a withheld claim (its leg was refunded meanwhile, say): its nonce must
+    not stay a gap, nor may the claim go out (it would revert, with the secret in its calldata)."""
+    alice = await adapters(own_anvil.keys[0], journal)
+    bob = await adapters(own_anvil.keys[1], journal)
+    preimage, terms = await terms_for(alice.w3, "ETH", 10**15, alice.address, bob.address)
+    lock = await alice.build_lock(terms)
+    await keeper_journal_and_broadcast(journal, alice, lock, 1)
+    await alice.w3.eth.wait_for_transaction_receipt(lock.txid)
+
+    claim = await bob.build_claim(terms, str(lock.htlc_id), preimage)
+    async with journal.store.write() as w:
+        await w.record_signed_tx(claim, "s1", 2)  # journaled; the node went away before the broadcast
+    await keeper_mine(own_anvil, bob)
+    assert not journal.replacements and await _unknown(bob.w3, claim.txid), "sent before its timelock"
+
+    own_anvil.rpc("evm_increaseTime", HOUR + 1)
+    await keeper_mine(own_anvil, bob)
+    ((cancel, replaced, known_when_journaled),) = journal.replacements
+    assert replaced == claim.txid and not known_when_journaled  # journaled before it was broadcast (S4)
+    assert cancel.purpose is Purpose.CANCEL and cancel.nonce == claim.nonce
+    assert await _mined(bob.w3, cancel.txid), "the no-op holding the claim's nonce was not mined"
+    assert await _unknown(bob.w3, claim.txid), "the claim reached the node"
