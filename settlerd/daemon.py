@@ -25,7 +25,7 @@ from settlerd.config import Settings
 from settlerd.config.credentials import CredentialError, read_secret
 from settlerd.engine import Capture, CaptureSettings, Engine, Limits, NodeKey
 from settlerd.engine.risk import asset_key
-from settlerd.leadership import Replica, ReplicaRefused
+from settlerd.leadership import Replica, ReplicaRefused, keys_fingerprint
 from settlerd.sdnotify import Notifier, watchdog_interval
 from settlerd.store import Store, StoreError
 from settlerd.store.lease import LeadershipLost
@@ -273,11 +273,16 @@ async def run(
             store = await _open_store(settings.store.url)
             stack.push_async_callback(store.close)
             key = _node_key(settings)
+            try:
+                fingerprint = keys_fingerprint(settings) if store.backend == "postgresql" else ""
+            except CredentialError as exc:
+                raise StartupError(f"chains: {exc}", bad_config=True) from None
             replica = Replica(
                 store,
                 node_id=settings.node_id,
                 node_key=key.public_hex if key else None,
                 lease=settings.store.lease,
+                keys_fingerprint=fingerprint,
             )
             try:
                 await replica.admit()

@@ -18,10 +18,12 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Gauge
 
+from settlerd.config import Settings
+from settlerd.config.credentials import read_secret
 from settlerd.store import Store, StoreError
 from settlerd.store import lease as lease_row
 from settlerd.store.connect import process_name
@@ -43,6 +47,21 @@ RENEWALS_PER_LEASE = 3
 # A standby looks at the lease four times per lease: it takes over within a quarter of a lease (plus
 # the takeover's lock wait) after the leader's lease expires.
 POLLS_PER_LEASE = 4
+# Chain settings holding a wallet's signing material; RPC passwords may differ (one node per machine).
+KEY_MATERIAL = re.compile(r"(seed|private_key)(_file)?$")
+
+
+def keys_fingerprint(settings: Settings) -> str:
+    """One hash over each chain's signing material (seed, private key; inline or ``*_file``), each hashed
+    first: replicas compare wallets through it, and it reveals none of them."""
+    parts = []
+    for name in sorted(settings.chains):
+        for key, value in sorted((settings.chains[name].model_extra or {}).items()):
+            if not KEY_MATERIAL.search(key) or not isinstance(value, str):
+                continue
+            secret = read_secret(f"chains.{name}.{key}", value) if key.endswith("_file") else value
+            parts.append(f"{name}.{key.removesuffix('_file')}={sha256(secret.encode()).hexdigest()}")
+    return sha256("\n".join(parts).encode()).hexdigest() if parts else ""
 
 
 class ReplicaRefused(Exception):
@@ -52,10 +71,19 @@ class ReplicaRefused(Exception):
 class Replica:
     """This process's place among the node's replicas, for the daemon, the API and the metrics."""
 
-    def __init__(self, store: Store, *, node_id: str, node_key: str | None, lease: timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        node_id: str,
+        node_key: str | None,
+        lease: timedelta,
+        keys_fingerprint: str = "",  # ``keys_fingerprint(settings)``; empty: no wallet key configured
+    ) -> None:
         self._store = store
         self._node_id = node_id
         self._node_key = node_key
+        self._keys_fingerprint = keys_fingerprint
         self._lease_s = lease.total_seconds()
         self.replicated = store.backend == "postgresql"
         self.role = STANDBY if self.replicated else SINGLE
@@ -77,7 +105,9 @@ class Replica:
             return
         try:
             async with self._store.lease_tx() as conn:
-                await lease_row.claim_identity(conn, self._node_id, self._node_key, self._store.where)
+                await lease_row.claim_identity(
+                    conn, self._node_id, self._node_key, self._keys_fingerprint, self._store.where
+                )
         except lease_row.IdentityMismatch as exc:
             raise ReplicaRefused(str(exc)) from None
 

@@ -37,6 +37,7 @@ class IdentityMismatch(StoreError):
 class LeaseState:
     node_id: str
     node_key: str | None
+    keys_fingerprint: str | None
     holder: str | None
     token: int
     api_url: str | None
@@ -50,17 +51,27 @@ class LeaseState:
         return self.holder is not None and self.expires_at is not None and self.expires_at > self.now
 
 
-_COLUMNS = "node_id, node_key, holder, token, api_url, acquired_at, renewed_at, expires_at, clock_timestamp()"
+_COLUMNS = (
+    "node_id, node_key, keys_fingerprint, holder, token, api_url, acquired_at, renewed_at, expires_at, "
+    "clock_timestamp()"
+)
 
 
-async def claim_identity(conn: AsyncConnection, node_id: str, node_key: str | None, where: str) -> None:
+async def claim_identity(
+    conn: AsyncConnection, node_id: str, node_key: str | None, keys_fingerprint: str, where: str
+) -> None:
     """Record the node's identity on the first start; refuse a replica that is another node."""
     await conn.execute(
         text(
-            "INSERT INTO replica_lease (id, node_id, node_key, token) VALUES (:id, :node_id, :key, 0) "
-            "ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO replica_lease (id, node_id, node_key, keys_fingerprint, token) "
+            "VALUES (:id, :node_id, :key, :keys, 0) ON CONFLICT (id) DO NOTHING"
         ),
-        {"id": LEASE_ID, "node_id": node_id, "key": node_key},
+        {"id": LEASE_ID, "node_id": node_id, "key": node_key, "keys": keys_fingerprint},
+    )
+    # A row written before the fingerprint existed takes this replica's.
+    await conn.execute(
+        text("UPDATE replica_lease SET keys_fingerprint = :keys WHERE id = :id AND keys_fingerprint IS NULL"),
+        {"id": LEASE_ID, "keys": keys_fingerprint},
     )
     found = await read(conn)
     assert found is not None
@@ -73,6 +84,12 @@ async def claim_identity(conn: AsyncConnection, node_id: str, node_key: str | No
         raise IdentityMismatch(
             f"database {where}: node {node_id!r} was started with node key {found.node_key or '(none)'}, "
             f"this replica has {node_key or '(none)'}: every replica must use the same engine.node_key_file"
+        )
+    if found.keys_fingerprint != keys_fingerprint:
+        raise IdentityMismatch(
+            f"database {where}: node {node_id!r} was started with other wallet keys than this replica's "
+            "(the chains' seed / private key settings differ): a standby could not sign the claims and "
+            "refunds of the leader's swaps; give every replica the same key credentials"
         )
 
 

@@ -178,10 +178,15 @@ def _v3(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v4(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE replica_lease ADD COLUMN keys_fingerprint VARCHAR(64)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "swaps, legs, signed transactions, chain cursors, hash-chained event log", _v1),
     Migration(2, "one swap per hashlock: unique (hashlock, leg) on legs", _v2),
     Migration(3, "replica_lease: the identity replicas share, the lease and fencing token", _v3),
+    Migration(4, "replica_lease.keys_fingerprint: replicas must sign with the same wallet keys", _v4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

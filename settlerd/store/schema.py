@@ -144,6 +144,9 @@ replica_lease = Table(
     Column("acquired_at", UtcDateTime, nullable=True),
     Column("renewed_at", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=True),
+    # sha256 over the sha256 of each chain's key material (seed, private key): no secret, but a
+    # replica configured with another wallet is told at start, not when it cannot sign a refund.
+    Column("keys_fingerprint", String(64), nullable=True),
 )
 
 LEASE_ID = 1

@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 
 from settlerd.adapters import CheckStatus, Purpose, SignedTx
+from settlerd.config import Settings
 from settlerd.doctor.store import diagnose_store
-from settlerd.leadership import LEADER, SINGLE, STANDBY, Replica, ReplicaRefused
+from settlerd.leadership import LEADER, SINGLE, STANDBY, Replica, ReplicaRefused, keys_fingerprint
 from settlerd.store import Store, StoreError, TxStatus
 from settlerd.store.connect import PG_IDLE_IN_TRANSACTION_TIMEOUT_MS
 from settlerd.store.lease import LeadershipLost
@@ -48,8 +49,8 @@ async def stores(pg_url: str) -> AsyncIterator[list[Store]]:
         await store.close()
 
 
-def replica(store: Store, node_id: str = NODE, key: str | None = KEY) -> Replica:
-    return Replica(store, node_id=node_id, node_key=key, lease=LEASE)
+def replica(store: Store, node_id: str = NODE, key: str | None = KEY, keys: str = "f" * 64) -> Replica:
+    return Replica(store, node_id=node_id, node_key=key, lease=LEASE, keys_fingerprint=keys)
 
 
 async def admitted(store: Store) -> Replica:
@@ -159,6 +160,32 @@ async def test_replicas_of_another_node_or_key_are_refused(stores: list[Store]) 
         await replica(stores[2], key="03" + "cd" * 32).admit()
     with pytest.raises(ReplicaRefused, match="node key"):
         await replica(stores[2], key=None).admit()
+    with pytest.raises(ReplicaRefused, match="other wallet keys than this replica's"):
+        await replica(stores[2], keys="e" * 64).admit()
+
+
+def test_the_keys_fingerprint_follows_wallet_keys_only(tmp_path: Path) -> None:
+    seed = tmp_path / "seed"
+    seed.write_text("ab" * 32)
+    seed.chmod(0o600)
+
+    def settings(rpc_password: str, evm_key: str) -> Settings:
+        return Settings.model_validate(
+            {
+                "node_id": NODE,
+                "chains": {
+                    "bitcoin": {"adapter": "bitcoin", "seed_file": str(seed), "rpc_password": rpc_password},
+                    "evm": {"adapter": "evm", "private_key": evm_key},
+                },
+            }
+        )
+
+    same = keys_fingerprint(settings("one", "0x" + "11" * 32))
+    assert len(same) == 64 and "ab" * 32 not in same
+    assert keys_fingerprint(settings("another machine's node", "0x" + "11" * 32)) == same
+    assert keys_fingerprint(settings("one", "0x" + "22" * 32)) != same
+    seed.write_text("cd" * 32)
+    assert keys_fingerprint(settings("one", "0x" + "11" * 32)) != same
 
 
 async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
