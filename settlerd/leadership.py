@@ -133,7 +133,7 @@ class Replica:
         """Return once this process may act: at once on SQLite, once it holds the lease on PostgreSQL."""
         if not self.replicated:
             return
-        waited = False
+        waited = failing = False
         while True:
             try:
                 async with self._store.lease_tx() as conn:
@@ -142,9 +142,12 @@ class Replica:
             except StoreError as exc:
                 # The leader's write in flight holds the row (lock timeout), or the database is away:
                 # neither is a reason to stop standing by.
-                log.info("standby: lease not taken this time, trying again: %s", exc)
+                if not failing:
+                    log.warning("standby: cannot look at the lease, trying again: %s", exc)
+                failing = True
                 await asyncio.sleep(self._lease_s / POLLS_PER_LEASE)
                 continue
+            failing = False
             if token is not None:
                 break
             if seen is None:
