@@ -8,11 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from settlerd.engine import CaptureError, LegRequest, Limits, OfferRequest
 from settlerd.swap import Status
+from tests.fixtures.postgres import fresh_database
 from tests.integration.engine import conftest as engine_fixtures
 from tests.integration.engine.conftest import Desk, MakeDesk
 from tests.integration.engine.test_settle import wait_status
@@ -21,7 +21,6 @@ from tests.integration.engine.test_settle import wait_status
 clock, fresh_keys, make_desk = engine_fixtures.clock, engine_fixtures.fresh_keys, engine_fixtures.make_desk
 htlc_address, token, w3 = engine_fixtures.htlc_address, engine_fixtures.token, engine_fixtures.w3
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 ETHER = 10**18
 
 
@@ -35,14 +34,8 @@ async def pg_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    name = f"settlerd_capture_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{PG_SERVER}/test")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database("settlerd_capture") as url:
+        yield url
 
 
 async def participants(make_desk: MakeDesk, pg_url: str | None) -> tuple[Desk, Desk]:

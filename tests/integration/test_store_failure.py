@@ -14,12 +14,11 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from settlerd.store import Store
+from tests.fixtures.postgres import admin, fresh_database
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 RUN_TIMEOUT_S = 60.0  # start, connect to the broker, publish one event, fail, stop
 # Room for the migrated database and its WAL index, not for a few dozen more commits.
 FILE_SIZE_LIMIT = 512 * 1024
@@ -61,18 +60,12 @@ def test_a_full_sqlite_disk_is_a_store_error_naming_the_database(tmp_path: Path)
 @pytest.fixture
 async def read_only_pg() -> AsyncIterator[str]:
     """A migrated database holding one event not yet published, then made read-only."""
-    name = f"settlerd_failing_{uuid.uuid4().hex[:12]}"
-    url = f"{PG_SERVER}/{name}"
-    admin = await asyncpg.connect(f"{PG_SERVER}/test")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+    async with fresh_database("settlerd_failing") as url:
         async with await Store.open(url) as store, store.write() as tx:
             await tx.append_event(None, "note", None, {"why": "something for the publisher to send"})
-        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        name = url.rsplit("/", 1)[1]
+        await admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def free_port() -> int:

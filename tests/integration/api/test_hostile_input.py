@@ -12,24 +12,22 @@ import http.client
 import json
 import re
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from settlerd.engine.documents import NODE_ID
 from settlerd.store import Store
+from tests.fixtures.postgres import fresh_database
 
 from .daemon import Daemon, running_daemon
 from .swaps import HAPPY_PATH, advance, create_swap
 
 MAX_SEQ = 2**63 - 1
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MAX_BODY = 4 * 1024 * 1024  # far past what the depth limit needs: that limit must not rest on this one
 # Streams the examples leave behind stay open until their next keepalive finds the client gone.
 API = f"max_body_bytes = {MAX_BODY}\nmax_streams_per_token = 200"
@@ -213,14 +211,8 @@ async def test_cancelling_an_ended_swap_is_a_conflict(daemon: Daemon) -> None:
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A database of its own on the PostgreSQL server, dropped after."""
-    name = f"settlerd_api_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{PG_SERVER}/test")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database("settlerd_api") as url:
+        yield url
 
 
 @pytest.mark.postgres

@@ -3,7 +3,6 @@ every write, identities compared at start; and one process only on an SQLite fil
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +17,10 @@ from settlerd.leadership import LEADER, SINGLE, STANDBY, Replica, ReplicaRefused
 from settlerd.store import Store, StoreError, TxStatus
 from settlerd.store.connect import PG_IDLE_IN_TRANSACTION_TIMEOUT_MS
 from settlerd.store.lease import LeadershipLost
+from tests.fixtures.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 NODE = "desk"
 KEY = "02" + "ab" * 32
 LEASE = timedelta(seconds=1)
@@ -31,14 +30,8 @@ TAKEOVER_WAIT_S = 5.0
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    name = f"settlerd_replicas_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{SERVER}/test")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{SERVER}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database("settlerd_replicas") as url:
+        yield url
 
 
 @pytest.fixture

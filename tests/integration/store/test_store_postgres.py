@@ -10,23 +10,17 @@ import pytest
 from settlerd.adapters import Purpose, SignedTx
 from settlerd.audit import Problem, verify_events
 from settlerd.store import LATEST_VERSION, Leg, SchemaTooNew, Store, StoreError, TxStatus
+from tests.fixtures.postgres import PG_SERVER, fresh_database
 
 pytestmark = pytest.mark.postgres
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 SECRET = b"\1" * 32
 
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    name = f"settlerd_store_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{SERVER}/test")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{SERVER}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database("settlerd_store") as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,7 +87,7 @@ async def test_refuses_a_database_from_a_newer_settlerd(pg_url: str) -> None:
 
 async def test_unreachable_or_missing_database_is_one_clear_error(pg_url: str) -> None:
     with pytest.raises(StoreError, match="no_such_db") as err:
-        await Store.open(f"{SERVER}/no_such_db_{uuid.uuid4().hex[:6]}")
+        await Store.open(f"{PG_SERVER}/no_such_db_{uuid.uuid4().hex[:6]}")
     assert "\n" not in str(err.value)
     with pytest.raises(StoreError, match="cannot open") as err:
         await Store.open("postgresql://postgres:hunter2@127.0.0.1:1/test")
