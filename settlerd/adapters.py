@@ -431,11 +431,15 @@ class AdapterStore(Protocol):
 
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]: ...
 
-    async def unsent_claims(self, chain: str) -> set[str]:
-        """Txids of journaled claims the engine never broadcast, dropped ones included. The engine alone
-        sends a claim first, right after checking that the secret may still be revealed (S1): an adapter's
-        rebroadcasts skip these. Read it after ``unconfirmed_txs``: a claim journaled in between is in
-        neither, and one dropped in between (never to go out) stays in this one."""
+    async def unsent(self, chain: str) -> Mapping[str, bool]:
+        """Txids of journaled transactions the engine never broadcast, of every purpose, dropped ones
+        included; each maps to whether it is abandoned (still only signed, its swap ended). The engine alone
+        sends its transactions first, right after its last checks: a claim after checking that the secret
+        may still be revealed (S1), a lock after checking it may still be made (S2). An adapter's
+        rebroadcasts skip these; one holding a nonce that is abandoned (or a claim past its timelock) gets
+        a no-op at its nonce, or every later transaction of the account would wait behind the gap. Read it
+        after ``unconfirmed_txs``: one journaled in between is in neither, and one dropped in between
+        (never to go out) stays in this one. Replacements (fee bumps, no-ops) are never among them."""
         ...
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:

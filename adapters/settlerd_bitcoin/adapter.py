@@ -391,15 +391,16 @@ class BitcoinAdapter:
         return txid
 
     async def maintain(self) -> None:
-        """On a new tip: rebroadcast unconfirmed transactions (a claim once the engine sent it), replacing
+        """On a new tip: rebroadcast unconfirmed transactions (each once the engine sent it), replacing
         claims and refunds with a higher fee as they wait and as their deadline nears. A replacement is
         written to the store before it is broadcast (S4). One transaction's failure is alerted and never
         stops the others'."""
         node_tip = int(await self.rpc.call("getblockcount"))
-        # A claim the engine has not sent is its to send first, after checking the secret may still be
-        # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
+        # What the engine has not sent is its to send first, after its last checks: a claim sent from here
+        # once its leg's refund opened would hand the counterparty s (S1), and a lock sent while the engine
+        # refuses it would sit on chain with no swap watching it (S2).
         journal = await self.store.unconfirmed_txs(self.name)
-        unsent = await self.store.unsent_claims(self.name)  # read second: see ``AdapterStore``
+        unsent = await self.store.unsent(self.name)  # read second: see ``AdapterStore``
         for tx in journal:
             if self._mined(tx) or tx.txid in unsent:
                 continue

@@ -2,9 +2,10 @@
 
 On every new block the adapter goes through the journal's unconfirmed transactions from its account,
 grouped by nonce. A nonce below the account's mined transaction count is spent: whichever version was
-mined, the engine settles the journal from the chain events, so nothing more is sent for it. Claims the
-engine journaled but never broadcast are left to it (S1), until their timelock passed: then a no-op takes
-their nonce. For every other nonce the newest version (each replacement is journaled after what it
+mined, the engine settles the journal from the chain events, so nothing more is sent for it. What the
+engine journaled but never broadcast is left to it, to send after its last checks (S1, S2), until it is
+abandoned (its swap ended) or, for a claim, its timelock passed: then a no-op takes its nonce. For every
+other nonce the newest version (each replacement is journaled after what it
 replaces) is broadcast again, which is harmless when the node has it and brings it back when the node
 dropped it. Once the newest version has waited ``BUMP_AFTER_BLOCKS`` blocks, a replacement at the same
 nonce with higher fees is signed, journaled (S4) and only then broadcast.
@@ -48,10 +49,11 @@ class Keeper:
         if tip == self.height:
             return
         a = self._adapter
-        # A claim the engine has not sent is its to send first, after checking the secret may still be
-        # revealed: sent from here once its leg's refund opened, it would hand the counterparty s (S1).
+        # What the engine has not sent is its to send first, after its last checks: a claim sent from here
+        # once its leg's refund opened would hand the counterparty s (S1), and a lock sent while the engine
+        # refuses it would sit on chain with no swap watching it, never refunded (S2).
         journal = await self._store.unconfirmed_txs(a.name)
-        unsent = await self._store.unsent_claims(a.name)  # read second: see ``AdapterStore``
+        unsent = await self._store.unsent(a.name)  # read second: see ``AdapterStore``
         mine = [
             tx
             for tx in journal
@@ -69,25 +71,27 @@ class Keeper:
         timestamp = int((await a.w3.eth.get_block(tip))["timestamp"]) if newest else 0
         for nonce, tx in sorted(newest.items()):
             if tx.txid in unsent:
-                await self._cancel_if_expired(tx, timestamp)
+                await self._cancel_if_abandoned(tx, unsent[tx.txid], timestamp)
             else:
                 await self._keep(nonce, tx, tip, timestamp)
         self.height = tip
 
-    async def _cancel_if_expired(self, claim: SignedTx, timestamp: int) -> None:
-        """A claim the engine journaled and never sent is the engine's to send, after checking the secret
-        may still be revealed (S1). Once its timelock has passed it can only revert, with the secret in its
-        calldata, and the engine no longer asks for it: a no-op takes its nonce instead, or the nonce
-        would be a gap that blocks every later transaction of the account."""
-        timelock = claim.meta.get("timelock")
-        if timelock is None or timestamp < int(timelock):
+    async def _cancel_if_abandoned(self, tx: SignedTx, abandoned: bool, timestamp: int) -> None:
+        """A transaction the engine journaled and never sent is the engine's to send, after its last checks
+        (S1, S2). Once its swap ended (``abandoned``) the engine never sends it, and a claim past its
+        timelock can only revert, with the secret in its calldata: a no-op takes its nonce instead, or
+        the nonce would be a gap that blocks every later transaction of the account."""
+        timelock = tx.meta.get("timelock")
+        expired = tx.purpose is Purpose.CLAIM and timelock is not None and timestamp >= int(timelock)
+        if not (abandoned or expired):
             return
         a = self._adapter
-        cancel = await a.build_cancel(claim)
-        await self._store.record_replacement(cancel, claim.txid)
+        cancel = await a.build_cancel(tx)
+        await self._store.record_replacement(cancel, tx.txid)
         log.warning(
-            "%s: claim %s was never sent and its timelock passed; no-op %s takes its nonce %s",
-            a.name, claim.txid, cancel.txid, claim.nonce,
+            "%s: %s %s was never sent and %s; no-op %s takes its nonce %s",
+            a.name, tx.purpose, tx.txid, "its swap ended" if abandoned else "its timelock passed",
+            cancel.txid, tx.nonce,
         )  # fmt: skip
         try:
             await a.broadcast(cancel)

@@ -60,8 +60,8 @@ class CursorReader:
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
         return []
 
-    async def unsent_claims(self, chain: str) -> set[str]:
-        return set()
+    async def unsent(self, chain: str) -> dict[str, bool]:
+        return {}
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         raise StoreError("settlerd doctor does not write to the store")

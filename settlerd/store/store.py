@@ -16,7 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..adapters import Purpose, SignedTx
+from ..adapters import SignedTx
+from ..swap.status import TERMINAL
 from . import lease, queries
 from . import schema as t
 from .connect import BEGIN_OPTION, Target, create_engine, parse
@@ -328,18 +329,23 @@ class Store:
         records = await self.signed_txs(chain=chain, statuses=UNCONFIRMED)
         return [r.as_signed_tx() for r in records]
 
-    async def unsent_claims(self, chain: str) -> set[str]:
-        """Claims the engine journaled and never marked broadcast, whatever their status now (fee bumps
-        are journaled only after their original went out, so they are not among them)."""
-        c = t.signed_txs.c
-        q = select(c.txid).where(
-            c.chain == chain,
-            c.purpose == Purpose.CLAIM.value,
-            c.broadcast_at.is_(None),
-            c.replaces.is_(None),
+    async def unsent(self, chain: str) -> dict[str, bool]:
+        """Transactions the engine journaled and never marked broadcast, whatever their status now, each
+        with whether it is abandoned: still only signed while its swap has ended, so the engine will neither
+        send nor replace it. Replacements (fee bumps, no-ops) are journaled by whoever then broadcasts
+        them, so they are not among them."""
+        c, s = t.signed_txs.c, t.swaps.c
+        q = (
+            select(c.txid, c.status, s.status)
+            .select_from(t.signed_txs.outerjoin(t.swaps, c.swap_id == s.id))
+            .where(c.chain == chain, c.broadcast_at.is_(None), c.replaces.is_(None))
         )
+        ended = {status.value for status in TERMINAL}
         async with self._read() as conn:
-            return {str(txid) for txid in (await conn.execute(q)).scalars()}
+            return {
+                str(txid): tx_status == TxStatus.SIGNED.value and swap_status in ended
+                for txid, tx_status, swap_status in await conn.execute(q)
+            }
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         """Journal a fee bump under the swap and leg of the transaction it replaces (before broadcast)."""

@@ -118,12 +118,12 @@ class FakeChainAdapter:
         await self.scanner.poll()
 
     async def rebroadcast(self) -> None:
-        """Send again the journaled transactions the node lost (evicted, or dropped by a reorg); a claim
-        only once the engine sent it."""
+        """Send again the journaled transactions the node lost (evicted, or dropped by a reorg), each only
+        once the engine sent it."""
         if self._store is None:
             return
         journal = await self._store.unconfirmed_txs(self.name)
-        unsent = await self._store.unsent_claims(self.name)  # the engine's to send first (S1)
+        unsent = await self._store.unsent(self.name)  # the engine's to send first (S1, S2)
         for tx in journal:
             if self.chain.find_tx(tx.txid) is None and tx.txid not in unsent:
                 with contextlib.suppress(Exception):  # not valid (yet): the engine settles it or retries

@@ -64,8 +64,8 @@ class JournalSpy:
     async def unconfirmed_txs(self, chain: str) -> list[SignedTx]:
         return await self.store.unconfirmed_txs(chain)
 
-    async def unsent_claims(self, chain: str) -> set[str]:
-        return await self.store.unsent_claims(chain)
+    async def unsent(self, chain: str) -> dict[str, bool]:
+        return await self.store.unsent(chain)
 
     async def record_replacement(self, tx: SignedTx, replaces: str) -> None:
         known = self.anvil.rpc("eth_getTransactionByHash", tx.txid) is not None
