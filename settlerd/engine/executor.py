@@ -69,6 +69,13 @@ class Executor:
             # perhaps past the point where leg 2's refund may open first: it is checked again before it goes.
             if reveals and record.status is TxStatus.SIGNED and not await self._may_send_claim(state, tx):
                 return
+            # S2 likewise: a lock holding a nonce is journaled before the check after signing, which may
+            # have failed on a node or been cut short by a crash; it is checked again before its first
+            # broadcast. (One without a nonce is journaled only once that check passed.)
+            if spend is Spend.LOCK and record.status is TxStatus.SIGNED and tx.nonce is not None:
+                refusal = await self._timing.refusal(state, leg)
+                if refusal is not None and await self._refuse(state, leg, adapter, tx, refusal) is None:
+                    return
         elif spend is Spend.LOCK:
             lock = await self._new_lock(swap_id, leg, adapter)
             if lock is None:
@@ -126,6 +133,14 @@ class Executor:
             raise
         if refusal is None:
             return tx
+        return await self._refuse(state, leg, adapter, tx, refusal)
+
+    async def _refuse(
+        self, state: swap.SwapState, leg: Leg, adapter: ChainAdapter, tx: SignedTx, refusal: str
+    ) -> SignedTx | None:
+        """Refuse the signed, never sent lock ``tx`` (``LockRefused``), journaled already if it holds a
+        nonce; None, or ``tx`` when it must go out all the same (its adapter cannot cancel it)."""
+        swap_id = state.swap_id
         if tx.nonce is None:
             # Signed, never handed to a node: journaled as dropped in one write, so no rebroadcaster
             # ever sends it, and nothing of the leg is on any chain.

@@ -5,7 +5,9 @@ gap. The keeper used to leave only unsent claims to the engine: on a new block b
 that check it broadcast the lock, which was mined before the engine's no-op could take its nonce. The swap
 then recorded the refusal while our lock sat on chain with nothing watching it: leg 2's funds were never
 refunded (or the initiator claimed them and we never claimed leg 1). The keeper now sends nothing the
-engine has not sent; a never-sent lock whose swap ended gets the no-op at its nonce from the keeper.
+engine has not sent; a never-sent lock whose swap ended gets the no-op at its nonce from the keeper. The
+engine's own retry of a journaled, never-sent lock (its check failed on a node, or a restart) checks it
+again before its first broadcast too.
 """
 
 from __future__ import annotations
@@ -115,3 +117,52 @@ async def test_a_lock_never_sent_of_an_ended_swap_gives_its_nonce_to_a_no_op(
     assert cancel.purpose is Purpose.CANCEL and cancel.nonce == lock.nonce
     assert await _mined(bob.w3, cancel.txid), "the no-op holding the lock's nonce was not mined"
     assert await _unknown(bob.w3, lock.txid), "the lock reached the node"
+
+
+async def test_a_journaled_lock_whose_check_failed_is_checked_again_before_it_goes(
+    make_desk: MakeDesk, miner: None, token: Any, w3: AsyncWeb3, anvil: Anvil
+) -> None:
+    """The check after signing reads nodes and can fail (or a crash cuts it short) once the lock holding
+    a nonce is journaled: the retry, which finds the lock in the journal, used to broadcast it unchecked."""
+    a = await make_desk("desk-a")
+    b = await make_desk("desk-b")
+    adapter = b.adapters["usd"]  # leg 2, which the participant locks
+    timing = b.engine.executor._timing
+    sign, send, check = adapter.build_lock, adapter.broadcast, timing.refusal
+    signed: list[SignedTx] = []
+    sent: list[SignedTx] = []
+    failed: list[bool] = []
+
+    async def sign_once(terms: HtlcTerms) -> SignedTx:
+        tx = await sign(terms)
+        signed.append(tx)
+        return tx
+
+    async def fail_then_run_ahead(state: SwapState, leg: Leg) -> str | None:
+        if signed and not failed:
+            # The lock is journaled; its check fails on a node, and the chain runs ahead before the retry.
+            failed.append(True)
+            anvil.rpc("evm_increaseTime", int(CHAIN_RUNS_AHEAD.total_seconds()))
+            anvil.rpc("evm_mine")
+            raise ConnectionError("usd: node unreachable")
+        return await check(state, leg)
+
+    async def record(tx: SignedTx) -> str:
+        sent.append(tx)
+        return await send(tx)
+
+    adapter.build_lock = sign_once  # type: ignore[method-assign]
+    adapter.broadcast = record  # type: ignore[method-assign]
+    timing.refusal = fail_then_run_ahead  # type: ignore[method-assign]
+    swap_id = await trade(a, b, token)
+    assert await wait_status(b, swap_id, Status.CANCELLED, Status.LEG2_LOCKING) == Status.CANCELLED
+
+    assert failed, "the check after signing never ran"
+    [lock] = signed
+    assert [tx for tx in sent if tx.purpose is Purpose.LOCK] == [], "the refused lock was broadcast"
+    [cancel] = [tx for tx in sent if tx.purpose is Purpose.CANCEL]
+    assert cancel.nonce == lock.nonce
+    assert await _mined(w3, cancel.txid), "the no-op holding the lock's nonce was not mined"
+    assert await _unknown(w3, lock.txid), "the refused lock reached the node"
+    events = await b.store.events(swap_id=swap_id, limit=None)
+    assert "lock_refused" in {e.kind for e in events} and "lock_broadcast" not in {e.kind for e in events}
