@@ -13,7 +13,7 @@ from settlerd_bitcoin.fees import target_rate
 from settlerd_bitcoin.records import sats
 
 from settlerd.adapters import Claimed, HtlcTerms, Locked, Purpose, SignedTx
-from settlerd.store import Store
+from settlerd.store import Store, TxStatus
 from tests.integration.bitcoin.desks import Desk, new_secret, terms_between
 
 pytestmark = pytest.mark.bitcoind
@@ -63,6 +63,8 @@ async def test_a_refund_signed_while_the_scanner_catches_up_is_not_bumped_to_the
         async with store.write() as w:
             await w.record_signed_tx(refund)
         assert await catching_up.broadcast(refund) == refund.txid
+        async with store.write() as w:
+            await w.mark_tx(refund.txid, TxStatus.BROADCAST, chain=refund.chain)  # as the engine does
 
         await catching_up.scanner.sync()  # caught up: the tip jumps by the outage's blocks
         await catching_up.maintain()
