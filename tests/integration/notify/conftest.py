@@ -101,6 +101,14 @@ class Subscriber:
         return [m for m in self.messages if m.topic == topic]
 
 
+async def wait_for_cursor(store: Store, seq: int) -> None:
+    """Until the publisher has stored ``seq`` as acknowledged by the broker."""
+    async with asyncio.timeout(WAIT_S):
+        # The cursor lives in the database, so there is no event to wait on: poll it.
+        while await notify.acked_seq(store) < seq:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def running(coro: Any, name: str) -> AsyncIterator[asyncio.Task[Any]]:
     task = asyncio.create_task(coro, name=name)

@@ -14,7 +14,7 @@ from settlerd.config import MqttSettings, Settings, StoreSettings
 from settlerd.store import Store
 from tests.integration.api.swaps import advance, create_swap
 
-from .conftest import Mosquitto, free_port, make_pki, publishing, subscribed, unique_node_id
+from .conftest import Mosquitto, free_port, make_pki, publishing, subscribed, unique_node_id, wait_for_cursor
 
 USER, PASSWORD = "settlerd", "correct horse battery staple"
 
@@ -71,5 +71,6 @@ async def test_publisher_uses_configured_credentials_and_tls(
         await advance(store, "secure", 0)
         async with publishing(store, settings):
             await sub.wait_until(lambda ms: len(ms) == 2, "both events over TLS")
+            await wait_for_cursor(store, 2)  # the PUBACK can reach us after the subscriber's copy
     assert [m.json()["seq"] for m in sub.messages] == [1, 2]
     assert await notify.acked_seq(store) == 2
