@@ -26,6 +26,7 @@ recipient of each HTLC. Every wait is bounded by ``wait_s``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -112,8 +113,9 @@ class Party:
     task: asyncio.Task[None]
 
 
-class AdapterConformance:
-    """Base class of an adapter's conformance tests; see the module's documentation."""
+class AdapterConformance(abc.ABC):
+    """Base class of an adapter's conformance tests; see the module's documentation. A subclass that
+    leaves out a hook fails when pytest builds it, naming the hook."""
 
     amount: ClassVar[int]  # base units of ``asset`` a lock moves; each wallet must hold several
     asset: ClassVar[str | None] = None  # the asset locked, the chain's native one by default
@@ -122,30 +124,30 @@ class AdapterConformance:
 
     # hooks
 
+    @abc.abstractmethod
     async def new_adapter(self, role: str, stack: contextlib.AsyncExitStack) -> ChainAdapter:
         """A new adapter on the test node with a wallet of its own, funded and not started; ``stack``
         takes whatever must be released after it is closed (a store, a temporary directory)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def mine(self, blocks: int) -> None:
         """Mine ``blocks`` blocks, including what the mempool holds."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def reorg(self, depth: int) -> None:
         """Replace the last ``depth`` blocks by a longer branch."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def advance(self, by: timedelta) -> None:
         """Move the chain's time on by at least ``by`` (blocks on a height-locked chain), with a new block."""
-        raise NotImplementedError
 
-    async def fund(self, adapter: ChainAdapter) -> None:
+    async def fund(self, adapter: ChainAdapter) -> None:  # noqa: B027 (optional: nothing to do by default)
         """Fund a started adapter's wallet, for an adapter that must be started to name its address;
         ``new_adapter`` may fund it instead. The suite then waits for the scanner to reach the node's tip."""
 
+    @abc.abstractmethod
     async def node_height(self) -> int:
         """The node's best block height."""
-        raise NotImplementedError
 
     async def chain_now(self) -> datetime:
         """The time the adapters' timelock conversions count from: wall-clock by default."""
